@@ -1,0 +1,25 @@
+"""hf_attn: classic attention seq2seq models as genuine ``transformers`` models.
+
+Importing the package registers every model with the Auto classes (``AutoConfig``,
+``AutoModel``, ``AutoModelForSeq2SeqLM``) and marks it for remote code, so a saved
+checkpoint also loads with ``trust_remote_code=True`` where hf_attn is not installed.
+"""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, PreTrainedConfig, PreTrainedModel
+
+__version__ = "0.1.0"
+
+
+def _register(config_class: type[PreTrainedConfig], base_model: type[PreTrainedModel], lm_model: type[PreTrainedModel]) -> None:
+    """Register one model family with the Auto classes and for remote-code saving."""
+    AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
+    AutoModel.register(config_class, base_model, exist_ok=True)
+    AutoModelForSeq2SeqLM.register(config_class, lm_model, exist_ok=True)
+    config_class.register_for_auto_class("AutoConfig")
+    base_model.register_for_auto_class("AutoModel")
+    lm_model.register_for_auto_class("AutoModelForSeq2SeqLM")
+
+
+__all__ = ["__version__"]

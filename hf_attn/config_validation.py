@@ -1,0 +1,54 @@
+"""Validators shared by the hf_attn configs.
+
+Configs call these in ``__post_init__`` so that a bad value fails when the config is
+built, with a message that names the field and what it may be, instead of surfacing as
+a shape error deep inside ``forward``. The module imports nothing but the standard
+library so it can travel with the remote-code files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+def require_positive_int(name: str, value: Any) -> None:
+    """Raise unless ``value`` is an int >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+
+
+def require_non_negative_int(name: str, value: Any) -> None:
+    """Raise unless ``value`` is an int >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"`{name}` must be a non-negative integer, got {value!r}.")
+
+
+def require_probability(name: str, value: Any) -> None:
+    """Raise unless ``value`` is a number in [0, 1) (a dropout rate or smoothing mass)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ValueError(f"`{name}` must be a number in [0, 1), got {value!r}.")
+
+
+def require_choice(name: str, value: Any, allowed: Iterable[Any]) -> None:
+    """Raise unless ``value`` is one of ``allowed``; the message lists them."""
+    allowed = list(allowed)
+    if value not in allowed:
+        options = ", ".join(repr(option) for option in allowed)
+        raise ValueError(f"`{name}` must be one of {options}; got {value!r}.")
+
+
+def require_bool(name: str, value: Any) -> None:
+    """Raise unless ``value`` is a bool (catches "false" strings from hand-edited JSON)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"`{name}` must be true or false, got {value!r}.")
+
+
+def require_token_id(name: str, value: Any, vocab_size: int, optional: bool = False) -> None:
+    """Raise unless ``value`` is a valid id into a vocabulary of ``vocab_size`` (or None if optional)."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < vocab_size:
+        raise ValueError(
+            f"`{name}` must be a token id in [0, {vocab_size}) (the vocabulary size), got {value!r}."
+        )
