@@ -9,6 +9,13 @@ from __future__ import annotations
 
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, PreTrainedConfig, PreTrainedModel
 
+from .configuration_transformer_seq2seq import TransformerSeq2SeqConfig
+from .modeling_transformer_seq2seq import (
+    TransformerSeq2SeqForConditionalGeneration,
+    TransformerSeq2SeqModel,
+    TransformerSeq2SeqPreTrainedModel,
+)
+
 __version__ = "0.1.0"
 
 
@@ -22,4 +29,12 @@ def _register(config_class: type[PreTrainedConfig], base_model: type[PreTrainedM
     lm_model.register_for_auto_class("AutoModelForSeq2SeqLM")
 
 
-__all__ = ["__version__"]
+_register(TransformerSeq2SeqConfig, TransformerSeq2SeqModel, TransformerSeq2SeqForConditionalGeneration)
+
+__all__ = [
+    "TransformerSeq2SeqConfig",
+    "TransformerSeq2SeqForConditionalGeneration",
+    "TransformerSeq2SeqModel",
+    "TransformerSeq2SeqPreTrainedModel",
+    "__version__",
+]

@@ -1,0 +1,135 @@
+"""Configuration of the from-scratch Transformer encoder-decoder (Vaswani et al., 2017)."""
+
+from __future__ import annotations
+
+from transformers import PreTrainedConfig
+from transformers.activations import ACT2FN
+
+from .config_validation import (
+    require_bool,
+    require_choice,
+    require_non_negative_int,
+    require_positive_int,
+    require_probability,
+    require_token_id,
+)
+
+POSITION_EMBEDDING_TYPES = ("sinusoidal", "learned")
+
+
+class TransformerSeq2SeqConfig(PreTrainedConfig):
+    r"""Hyper-parameters of [`TransformerSeq2SeqModel`]; defaults are the paper's base model.
+
+    Attribute names follow `transformers` (Marian/BART) so users find what they expect.
+
+    Args:
+        vocab_size: size of the (source, or shared) vocabulary.
+        decoder_vocab_size: size of the target vocabulary when source and target do not share
+            one (`share_encoder_decoder_embeddings=False`); `None` means the same as `vocab_size`.
+        d_model: width of every layer (d_model in the paper).
+        encoder_layers / decoder_layers: number of stacked layers (N).
+        encoder_attention_heads / decoder_attention_heads: heads per attention (h); must divide d_model.
+        encoder_ffn_dim / decoder_ffn_dim: inner size of the position-wise feed-forward (d_ff).
+        activation_function: any key of `transformers.activations.ACT2FN` ("relu" in the paper).
+        dropout: residual and embedding dropout (P_drop).
+        attention_dropout: dropout on the attention weights.
+        activation_dropout: dropout inside the feed-forward, after the activation.
+        max_position_embeddings: longest sequence the position table covers.
+        position_embedding_type: "sinusoidal" (the paper, section 3.5) or "learned".
+        normalize_before: pre-LayerNorm (`x + f(LN(x))`, stabler for deep stacks) instead of the
+            paper's post-LayerNorm (`LN(x + f(x))`); pre-LN adds a final LayerNorm per stack.
+        scale_embedding: multiply token embeddings by sqrt(d_model) (the paper, section 3.4).
+        share_encoder_decoder_embeddings: one embedding matrix for source and target tokens.
+        tie_word_embeddings: the output projection reuses the target embedding matrix.
+        label_smoothing: epsilon_ls of the training loss (0.1 in the paper).
+        layer_norm_eps: LayerNorm epsilon.
+        init_std: standard deviation of the embedding initialisation; `None` means d_model ** -0.5.
+    """
+
+    model_type = "transformer_seq2seq"
+    keys_to_ignore_at_inference = ["past_key_values"]
+    attribute_map = {
+        "num_attention_heads": "encoder_attention_heads",
+        "hidden_size": "d_model",
+        "num_hidden_layers": "encoder_layers",
+    }
+
+    vocab_size: int = 8000
+    decoder_vocab_size: int | None = None
+    d_model: int = 512
+    encoder_layers: int = 6
+    decoder_layers: int = 6
+    encoder_attention_heads: int = 8
+    decoder_attention_heads: int = 8
+    encoder_ffn_dim: int = 2048
+    decoder_ffn_dim: int = 2048
+    activation_function: str = "relu"
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    activation_dropout: float = 0.0
+    max_position_embeddings: int = 1024
+    position_embedding_type: str = "sinusoidal"
+    normalize_before: bool = False
+    scale_embedding: bool = True
+    share_encoder_decoder_embeddings: bool = True
+    tie_word_embeddings: bool = True
+    label_smoothing: float = 0.1
+    layer_norm_eps: float = 1e-5
+    init_std: float | None = None
+    use_cache: bool = True
+    is_encoder_decoder: bool = True
+    pad_token_id: int = 0
+    bos_token_id: int = 1
+    eos_token_id: int = 2
+    decoder_start_token_id: int = 1
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        self._validate()
+
+    @property
+    def target_vocab_size(self) -> int:
+        """Size of the vocabulary the decoder reads and predicts."""
+        return self.vocab_size if self.decoder_vocab_size is None else self.decoder_vocab_size
+
+    def _validate(self) -> None:
+        for name in (
+            "vocab_size",
+            "d_model",
+            "encoder_attention_heads",
+            "decoder_attention_heads",
+            "encoder_ffn_dim",
+            "decoder_ffn_dim",
+            "max_position_embeddings",
+        ):
+            require_positive_int(name, getattr(self, name))
+        require_non_negative_int("encoder_layers", self.encoder_layers)
+        require_positive_int("decoder_layers", self.decoder_layers)
+        if self.decoder_vocab_size is not None:
+            require_positive_int("decoder_vocab_size", self.decoder_vocab_size)
+        for heads_name in ("encoder_attention_heads", "decoder_attention_heads"):
+            heads = getattr(self, heads_name)
+            if self.d_model % heads:
+                raise ValueError(f"`d_model` ({self.d_model}) must be divisible by `{heads_name}` ({heads}).")
+        for name in ("dropout", "attention_dropout", "activation_dropout", "label_smoothing"):
+            require_probability(name, getattr(self, name))
+        require_choice("activation_function", self.activation_function, sorted(ACT2FN))
+        require_choice("position_embedding_type", self.position_embedding_type, POSITION_EMBEDDING_TYPES)
+        for name in ("normalize_before", "scale_embedding", "share_encoder_decoder_embeddings", "tie_word_embeddings"):
+            require_bool(name, getattr(self, name))
+        if self.share_encoder_decoder_embeddings and self.target_vocab_size != self.vocab_size:
+            raise ValueError(
+                f"`decoder_vocab_size` ({self.decoder_vocab_size}) differs from `vocab_size` ({self.vocab_size}) "
+                "but `share_encoder_decoder_embeddings=True` needs one vocabulary; set it to False for separate ones."
+            )
+        if not isinstance(self.layer_norm_eps, (int, float)) or self.layer_norm_eps <= 0:
+            raise ValueError(f"`layer_norm_eps` must be a positive number, got {self.layer_norm_eps!r}.")
+        if self.init_std is not None and (not isinstance(self.init_std, (int, float)) or self.init_std <= 0):
+            raise ValueError(f"`init_std` must be a positive number or None, got {self.init_std!r}.")
+        require_token_id("pad_token_id", self.pad_token_id, self.vocab_size)
+        require_token_id("bos_token_id", self.bos_token_id, self.target_vocab_size, optional=True)
+        require_token_id("eos_token_id", self.eos_token_id, self.target_vocab_size)
+        require_token_id("decoder_start_token_id", self.decoder_start_token_id, self.target_vocab_size)
+
+
+__all__ = ["TransformerSeq2SeqConfig"]

@@ -1,0 +1,664 @@
+"""The Transformer encoder-decoder of Vaswani et al. (2017), written from scratch as a `transformers` model.
+
+Multi-head attention computes softmax(QKᵀ/√d_k)V through the `transformers` attention
+interface, so ``attn_implementation="sdpa"`` (the default) and ``"eager"`` give the same
+numbers and ``output_attentions=True`` can fall back to the eager path that returns weights.
+Generation uses ``EncoderDecoderCache``: self-attention keys/values grow by one step at a
+time, cross-attention keys/values are projected once per source sentence.
+
+This file imports only torch, transformers and its sibling files, so it can be shipped
+with a checkpoint for ``trust_remote_code`` loading.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import (
+    BaseModelOutput,
+    BaseModelOutputWithPastAndCrossAttentions,
+    Seq2SeqLMOutput,
+    Seq2SeqModelOutput,
+)
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import can_return_tuple
+
+from .attention import causal_mask, eager_attention_forward
+from .configuration_transformer_seq2seq import TransformerSeq2SeqConfig
+from .seq2seq_utils import RemoteCodeAutoMapMixin, seq2seq_lm_loss, shift_tokens_right
+
+
+def sinusoidal_position_table(num_positions: int, dim: int) -> torch.Tensor:
+    """PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(...) (Vaswani et al. 2017, section 3.5)."""
+    positions = torch.arange(num_positions, dtype=torch.float32).unsqueeze(1)
+    frequencies = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(num_positions, dim)
+    table[:, 0::2] = torch.sin(positions * frequencies)
+    table[:, 1::2] = torch.cos(positions * frequencies[: dim // 2])
+    return table
+
+
+class SinusoidalPositionalEmbedding(nn.Module):
+    """Fixed sinusoidal positions, kept as a non-persistent buffer (rebuilt, never saved)."""
+
+    def __init__(self, num_positions: int, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("weight", sinusoidal_position_table(num_positions, dim), persistent=False)
+
+    def forward(self, position_ids: torch.Tensor) -> torch.Tensor:
+        return self.weight[position_ids]
+
+
+def check_positions_fit(config: TransformerSeq2SeqConfig, last_position: int, side: str) -> None:
+    """Fail with a readable message instead of an index error when a sequence is too long."""
+    if last_position >= config.max_position_embeddings:
+        raise ValueError(
+            f"The {side} sequence needs position {last_position}, but `max_position_embeddings` is "
+            f"{config.max_position_embeddings}; shorten the input or build the model with a larger value."
+        )
+
+
+def build_position_embedding(config: TransformerSeq2SeqConfig) -> nn.Module:
+    if config.position_embedding_type == "sinusoidal":
+        return SinusoidalPositionalEmbedding(config.max_position_embeddings, config.d_model)
+    return nn.Embedding(config.max_position_embeddings, config.d_model)
+
+
+def padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """(batch, 1, 1, source_length) boolean key mask, or None when nothing is padded (lets sdpa take its fast path)."""
+    if attention_mask is None or bool(attention_mask.all()):
+        return None
+    return attention_mask.bool()[:, None, None, :]
+
+
+def decoder_self_attention_mask(
+    attention_mask: torch.Tensor | None, query_length: int, past_length: int, device: torch.device
+) -> torch.Tensor | None:
+    """Causal (+ padding) mask for decoder self-attention, or None where ``is_causal`` alone is exact."""
+    key_length = past_length + query_length
+    no_padding = attention_mask is None or bool(attention_mask.all())
+    if no_padding and (past_length == 0 or query_length == 1):
+        return None
+    mask = causal_mask(query_length, key_length, device)[None, None]
+    if no_padding:
+        return mask
+    if attention_mask.shape[-1] != key_length:
+        raise ValueError(
+            f"`decoder_attention_mask` has length {attention_mask.shape[-1]}, expected {key_length} "
+            f"(cached {past_length} + new {query_length} decoder positions)."
+        )
+    return mask & attention_mask.bool()[:, None, None, :]
+
+
+class TransformerSeq2SeqAttention(nn.Module):
+    """Multi-head attention (Vaswani et al. 2017, section 3.2.2).
+
+    Self-attention projects queries, keys and values with one fused matrix; cross-attention
+    projects queries from the decoder and keys/values (fused) from the encoder output, once
+    per sequence when a cache is given.
+    """
+
+    def __init__(
+        self,
+        config: TransformerSeq2SeqConfig,
+        num_heads: int,
+        is_cross_attention: bool = False,
+        is_causal: bool = False,
+        layer_idx: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.num_heads = num_heads
+        self.head_dim = config.d_model // num_heads
+        self.scaling = self.head_dim**-0.5
+        self.attention_dropout = config.attention_dropout
+        self.is_cross_attention = is_cross_attention
+        self.is_causal = is_causal
+        self.layer_idx = layer_idx
+        if is_cross_attention:
+            self.q_proj = nn.Linear(config.d_model, config.d_model)
+            self.kv_proj = nn.Linear(config.d_model, 2 * config.d_model)
+        else:
+            self.qkv_proj = nn.Linear(config.d_model, 3 * config.d_model)
+        self.out_proj = nn.Linear(config.d_model, config.d_model)
+
+    def _split_heads(self, projected: torch.Tensor, parts: int) -> tuple[torch.Tensor, ...]:
+        """(batch, length, parts * d_model) -> `parts` tensors of (batch, heads, length, head_dim)."""
+        batch, length, _ = projected.shape
+        return projected.view(batch, length, parts, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+
+    def _cross_attention_key_values(
+        self, encoder_hidden_states: torch.Tensor, cache: EncoderDecoderCache | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if cache is not None and cache.is_updated.get(self.layer_idx):
+            layer = cache.cross_attention_cache.layers[self.layer_idx]
+            return layer.keys, layer.values
+        key, value = self._split_heads(self.kv_proj(encoder_hidden_states), 2)
+        if cache is not None:
+            key, value = cache.cross_attention_cache.update(key, value, self.layer_idx)
+            cache.is_updated[self.layer_idx] = True
+        return key, value
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        past_key_values: EncoderDecoderCache | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch, length, _ = hidden_states.shape
+        if self.is_cross_attention:
+            (query,) = self._split_heads(self.q_proj(hidden_states), 1)
+            key, value = self._cross_attention_key_values(encoder_hidden_states, past_key_values)
+        else:
+            query, key, value = self._split_heads(self.qkv_proj(hidden_states), 3)
+            if past_key_values is not None:
+                key, value = past_key_values.self_attention_cache.update(key, value, self.layer_idx)
+
+        # Only the eager path returns weights; it computes the same function as the others.
+        implementation = "eager" if output_attentions else self.config._attn_implementation
+        attention_function: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+        output, weights = attention_function(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.attention_dropout if self.training else 0.0,
+            scaling=self.scaling,
+            is_causal=self.is_causal,
+        )
+        output = self.out_proj(output.reshape(batch, length, -1))
+        return output, weights if output_attentions else None
+
+
+class PositionwiseFeedForward(nn.Module):
+    """FFN(x) = act(xW1 + b1)W2 + b2 (Vaswani et al. 2017, eq. 2)."""
+
+    def __init__(self, config: TransformerSeq2SeqConfig, ffn_dim: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(config.d_model, ffn_dim)
+        self.fc2 = nn.Linear(ffn_dim, config.d_model)
+        self.activation = ACT2FN[config.activation_function]
+        self.activation_dropout = config.activation_dropout
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.activation(self.fc1(hidden_states))
+        hidden_states = nn.functional.dropout(hidden_states, p=self.activation_dropout, training=self.training)
+        return self.fc2(hidden_states)
+
+
+class ResidualSublayer(nn.Module):
+    """Wraps a sublayer f with dropout, the residual connection and LayerNorm.
+
+    Post-LN (the paper): LN(x + dropout(f(x))). Pre-LN: x + dropout(f(LN(x))).
+    """
+
+    def __init__(self, config: TransformerSeq2SeqConfig) -> None:
+        super().__init__()
+        self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.dropout = config.dropout
+        self.normalize_before = config.normalize_before
+
+    def forward(self, hidden_states: torch.Tensor, sublayer: Callable, *args, **kwargs) -> tuple[torch.Tensor, object]:
+        """Returns the new hidden states and whatever else the sublayer returned (e.g. attention weights)."""
+        inputs = self.layer_norm(hidden_states) if self.normalize_before else hidden_states
+        output = sublayer(inputs, *args, **kwargs)
+        output, extra = output if isinstance(output, tuple) else (output, None)
+        hidden_states = hidden_states + nn.functional.dropout(output, p=self.dropout, training=self.training)
+        if not self.normalize_before:
+            hidden_states = self.layer_norm(hidden_states)
+        return hidden_states, extra
+
+
+class TransformerSeq2SeqEncoderLayer(GradientCheckpointingLayer):
+    """Self-attention then feed-forward, each in a residual sublayer."""
+
+    def __init__(self, config: TransformerSeq2SeqConfig) -> None:
+        super().__init__()
+        self.self_attn = TransformerSeq2SeqAttention(config, config.encoder_attention_heads)
+        self.self_attn_sublayer = ResidualSublayer(config)
+        self.ffn = PositionwiseFeedForward(config, config.encoder_ffn_dim)
+        self.ffn_sublayer = ResidualSublayer(config)
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        hidden_states, weights = self.self_attn_sublayer(
+            hidden_states, self.self_attn, attention_mask=attention_mask, output_attentions=output_attentions
+        )
+        hidden_states, _ = self.ffn_sublayer(hidden_states, self.ffn)
+        return hidden_states, weights
+
+
+class TransformerSeq2SeqDecoderLayer(GradientCheckpointingLayer):
+    """Masked self-attention, cross-attention over the encoder output, then feed-forward."""
+
+    def __init__(self, config: TransformerSeq2SeqConfig, layer_idx: int) -> None:
+        super().__init__()
+        heads = config.decoder_attention_heads
+        self.self_attn = TransformerSeq2SeqAttention(config, heads, is_causal=True, layer_idx=layer_idx)
+        self.self_attn_sublayer = ResidualSublayer(config)
+        self.encoder_attn = TransformerSeq2SeqAttention(config, heads, is_cross_attention=True, layer_idx=layer_idx)
+        self.encoder_attn_sublayer = ResidualSublayer(config)
+        self.ffn = PositionwiseFeedForward(config, config.decoder_ffn_dim)
+        self.ffn_sublayer = ResidualSublayer(config)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        past_key_values: EncoderDecoderCache | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        hidden_states, self_weights = self.self_attn_sublayer(
+            hidden_states,
+            self.self_attn,
+            attention_mask=attention_mask,
+            past_key_values=past_key_values,
+            output_attentions=output_attentions,
+        )
+        hidden_states, cross_weights = self.encoder_attn_sublayer(
+            hidden_states,
+            self.encoder_attn,
+            attention_mask=encoder_attention_mask,
+            encoder_hidden_states=encoder_hidden_states,
+            past_key_values=past_key_values,
+            output_attentions=output_attentions,
+        )
+        hidden_states, _ = self.ffn_sublayer(hidden_states, self.ffn)
+        return hidden_states, self_weights, cross_weights
+
+
+class TransformerSeq2SeqPreTrainedModel(RemoteCodeAutoMapMixin, PreTrainedModel):
+    """Weight initialisation, backend support flags and weight sharing for both model classes."""
+
+    config_class = TransformerSeq2SeqConfig
+    config: TransformerSeq2SeqConfig
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_attention_backend = True
+    _no_split_modules = ["TransformerSeq2SeqEncoderLayer", "TransformerSeq2SeqDecoderLayer"]
+    _remote_code_auto_classes = {
+        "AutoModel": "TransformerSeq2SeqModel",
+        "AutoModelForSeq2SeqLM": "TransformerSeq2SeqForConditionalGeneration",
+    }
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Xavier-uniform linear layers (as in tensor2tensor), N(0, d_model^-0.5) embeddings."""
+        if isinstance(module, nn.Linear):
+            init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            std = self.config.init_std or self.config.d_model**-0.5
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
+                init.zeros_(module.weight[module.padding_idx])
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, SinusoidalPositionalEmbedding):
+            init.copy_(module.weight, sinusoidal_position_table(*module.weight.shape))
+
+    def _own_tied_weights(self) -> dict[str, str]:
+        """{target: source} parameters this class (not its sub-models) shares."""
+        return {}
+
+    def get_expanded_tied_weights_keys(self, all_submodels: bool = False) -> dict:
+        # The base class ties only when `tie_word_embeddings` is set; sharing the source and
+        # target embeddings is a separate switch, so each class states its own ties here.
+        if all_submodels:
+            return super().get_expanded_tied_weights_keys(all_submodels=True)
+        return self._own_tied_weights()
+
+
+class TransformerSeq2SeqEncoder(nn.Module):
+    """Token + position embeddings, then a stack of encoder layers."""
+
+    main_input_name = "input_ids"
+
+    def __init__(self, config: TransformerSeq2SeqConfig, embed_tokens: nn.Embedding) -> None:
+        super().__init__()
+        self.config = config
+        self.embed_tokens = embed_tokens
+        self.embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
+        self.embed_positions = build_position_embedding(config)
+        self.dropout = config.dropout
+        self.layers = nn.ModuleList([TransformerSeq2SeqEncoderLayer(config) for _ in range(config.encoder_layers)])
+        self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.normalize_before else None
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool = True,
+    ) -> BaseModelOutput:
+        """Encode a padded batch; ``attention_mask`` is 1 for real tokens, 0 for padding."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds` to the encoder.")
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+        inputs_embeds = inputs_embeds * self.embed_scale
+        length = inputs_embeds.shape[1]
+        if attention_mask is not None and attention_mask.shape != inputs_embeds.shape[:2]:
+            raise ValueError(
+                f"`attention_mask` shape {tuple(attention_mask.shape)} does not match the input's "
+                f"{tuple(inputs_embeds.shape[:2])}."
+            )
+        check_positions_fit(self.config, length - 1, "source")
+        positions = self.embed_positions(torch.arange(length, device=inputs_embeds.device))
+        hidden_states = nn.functional.dropout(inputs_embeds + positions, p=self.dropout, training=self.training)
+        mask = padding_mask(attention_mask)
+
+        all_hidden_states = () if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for layer in self.layers:
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            hidden_states, weights = layer(hidden_states, attention_mask=mask, output_attentions=output_attentions)
+            if output_attentions:
+                all_attentions += (weights,)
+        if self.layer_norm is not None:
+            hidden_states = self.layer_norm(hidden_states)
+        if output_hidden_states:
+            all_hidden_states += (hidden_states,)
+        output = BaseModelOutput(
+            last_hidden_state=hidden_states, hidden_states=all_hidden_states, attentions=all_attentions
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class TransformerSeq2SeqDecoder(nn.Module):
+    """Token + position embeddings, then a stack of decoder layers attending to the encoder output."""
+
+    def __init__(self, config: TransformerSeq2SeqConfig, embed_tokens: nn.Embedding) -> None:
+        super().__init__()
+        self.config = config
+        self.embed_tokens = embed_tokens
+        self.embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
+        self.embed_positions = build_position_embedding(config)
+        self.dropout = config.dropout
+        self.layers = nn.ModuleList(
+            [TransformerSeq2SeqDecoderLayer(config, layer_idx) for layer_idx in range(config.decoder_layers)]
+        )
+        self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.normalize_before else None
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None,
+        encoder_hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        past_key_values: EncoderDecoderCache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool = False,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> BaseModelOutputWithPastAndCrossAttentions:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of `decoder_input_ids` and `decoder_inputs_embeds`.")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+        inputs_embeds = inputs_embeds * self.embed_scale
+
+        if use_cache and past_key_values is None:
+            past_key_values = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        if past_key_values is not None and not isinstance(past_key_values, EncoderDecoderCache):
+            raise TypeError(
+                f"`past_key_values` must be an EncoderDecoderCache, got {type(past_key_values).__name__}."
+            )
+        past_length = past_key_values.get_seq_length() if past_key_values is not None else 0
+        length = inputs_embeds.shape[1]
+        check_positions_fit(self.config, past_length + length - 1, "target")
+        positions = self.embed_positions(torch.arange(past_length, past_length + length, device=inputs_embeds.device))
+        hidden_states = nn.functional.dropout(inputs_embeds + positions, p=self.dropout, training=self.training)
+        self_mask = decoder_self_attention_mask(attention_mask, length, past_length, inputs_embeds.device)
+        cross_mask = padding_mask(encoder_attention_mask)
+
+        all_hidden_states = () if output_hidden_states else None
+        all_self_attentions = () if output_attentions else None
+        all_cross_attentions = () if output_attentions else None
+        for layer in self.layers:
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            hidden_states, self_weights, cross_weights = layer(
+                hidden_states,
+                encoder_hidden_states,
+                attention_mask=self_mask,
+                encoder_attention_mask=cross_mask,
+                past_key_values=past_key_values,
+                output_attentions=output_attentions,
+            )
+            if output_attentions:
+                all_self_attentions += (self_weights,)
+                all_cross_attentions += (cross_weights,)
+        if self.layer_norm is not None:
+            hidden_states = self.layer_norm(hidden_states)
+        if output_hidden_states:
+            all_hidden_states += (hidden_states,)
+        return BaseModelOutputWithPastAndCrossAttentions(
+            last_hidden_state=hidden_states,
+            past_key_values=past_key_values,
+            hidden_states=all_hidden_states,
+            attentions=all_self_attentions,
+            cross_attentions=all_cross_attentions,
+        )
+
+
+class TransformerSeq2SeqModel(TransformerSeq2SeqPreTrainedModel):
+    """The bare encoder-decoder: returns the decoder's last hidden states (no output projection)."""
+
+    def __init__(self, config: TransformerSeq2SeqConfig) -> None:
+        super().__init__(config)
+        if config.share_encoder_decoder_embeddings:
+            self.shared = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
+            encoder_embeddings = decoder_embeddings = self.shared
+        else:
+            encoder_embeddings = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
+            decoder_embeddings = nn.Embedding(config.target_vocab_size, config.d_model, config.pad_token_id)
+        self.encoder = TransformerSeq2SeqEncoder(config, encoder_embeddings)
+        self.decoder = TransformerSeq2SeqDecoder(config, decoder_embeddings)
+        self.post_init()
+
+    def _own_tied_weights(self) -> dict[str, str]:
+        if not self.config.share_encoder_decoder_embeddings:
+            return {}
+        return {"encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"}
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.encoder.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        if self.config.share_encoder_decoder_embeddings:
+            self.shared = value
+            self.decoder.embed_tokens = value
+        self.encoder.embed_tokens = value
+
+    def get_encoder(self) -> TransformerSeq2SeqEncoder:
+        return self.encoder
+
+    def get_decoder(self) -> TransformerSeq2SeqDecoder:
+        return self.decoder
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: BaseModelOutput | tuple | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> Seq2SeqModelOutput:
+        """Encode the source (unless ``encoder_outputs`` are given) and decode ``decoder_input_ids``.
+
+        ``kwargs`` absorbs bookkeeping arguments that ``generate()`` passes to every model
+        (such as ``cache_position``); this model derives positions from the cache instead.
+        """
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        use_cache = self.config.use_cache if use_cache is None else use_cache
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                inputs_embeds=inputs_embeds,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+            )
+        elif not isinstance(encoder_outputs, BaseModelOutput):
+            encoder_outputs = BaseModelOutput(*encoder_outputs)
+        decoder_outputs = self.decoder(
+            decoder_input_ids,
+            encoder_outputs.last_hidden_state,
+            attention_mask=decoder_attention_mask,
+            encoder_attention_mask=attention_mask,
+            past_key_values=past_key_values,
+            inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        return Seq2SeqModelOutput(
+            last_hidden_state=decoder_outputs.last_hidden_state,
+            past_key_values=decoder_outputs.past_key_values,
+            decoder_hidden_states=decoder_outputs.hidden_states,
+            decoder_attentions=decoder_outputs.attentions,
+            cross_attentions=decoder_outputs.cross_attentions,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+            encoder_attentions=encoder_outputs.attentions,
+        )
+
+
+class TransformerSeq2SeqForConditionalGeneration(TransformerSeq2SeqPreTrainedModel, GenerationMixin):
+    """The encoder-decoder with its output projection: training loss and `generate()`."""
+
+    # Trainer passes `num_items_in_batch`; the loss uses it to average over the true token count.
+    accepts_loss_kwargs = True
+
+    def __init__(self, config: TransformerSeq2SeqConfig) -> None:
+        super().__init__(config)
+        self.model = TransformerSeq2SeqModel(config)
+        self.lm_head = nn.Linear(config.d_model, config.target_vocab_size, bias=False)
+        self.post_init()
+
+    def _own_tied_weights(self) -> dict[str, str]:
+        if not self.config.tie_word_embeddings:
+            return {}
+        source = "model.shared" if self.config.share_encoder_decoder_embeddings else "model.decoder.embed_tokens"
+        return {"lm_head.weight": f"{source}.weight"}
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head = value
+
+    def get_encoder(self) -> TransformerSeq2SeqEncoder:
+        return self.model.encoder
+
+    def get_decoder(self) -> TransformerSeq2SeqDecoder:
+        return self.model.decoder
+
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: BaseModelOutput | tuple | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        num_items_in_batch: int | torch.Tensor | None = None,
+        **kwargs,
+    ) -> Seq2SeqLMOutput:
+        """Logits over the target vocabulary; with ``labels``, also the label-smoothed loss.
+
+        ``labels`` use -100 for positions to ignore; without ``decoder_input_ids`` they are
+        shifted right (starting with ``decoder_start_token_id``) to form the decoder input.
+        """
+        if labels is not None:
+            use_cache = False
+            if decoder_input_ids is None and decoder_inputs_embeds is None:
+                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            encoder_outputs=encoder_outputs,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            **kwargs,
+        )
+        logits = self.lm_head(outputs.last_hidden_state)
+        loss = None
+        if labels is not None:
+            loss = seq2seq_lm_loss(logits, labels, self.config.label_smoothing, num_items_in_batch)
+        return Seq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            decoder_hidden_states=outputs.decoder_hidden_states,
+            decoder_attentions=outputs.decoder_attentions,
+            cross_attentions=outputs.cross_attentions,
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            encoder_hidden_states=outputs.encoder_hidden_states,
+            encoder_attentions=outputs.encoder_attentions,
+        )
+
+
+__all__ = [
+    "TransformerSeq2SeqForConditionalGeneration",
+    "TransformerSeq2SeqModel",
+    "TransformerSeq2SeqPreTrainedModel",
+]
