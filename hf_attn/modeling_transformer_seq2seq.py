@@ -314,16 +314,13 @@ class TransformerSeq2SeqPreTrainedModel(RemoteCodeAutoMapMixin, PreTrainedModel)
         elif isinstance(module, SinusoidalPositionalEmbedding):
             init.copy_(module.weight, sinusoidal_position_table(*module.weight.shape))
 
-    def _own_tied_weights(self) -> dict[str, str]:
-        """{target: source} parameters this class (not its sub-models) shares."""
-        return {}
-
     def get_expanded_tied_weights_keys(self, all_submodels: bool = False) -> dict:
-        # The base class ties only when `tie_word_embeddings` is set; sharing the source and
-        # target embeddings is a separate switch, so each class states its own ties here.
+        # The base class honours `_tied_weights_keys` only when `tie_word_embeddings` is set;
+        # sharing source and target embeddings is a separate switch, so each class sets its
+        # own `{target: source}` ties in `__init__` from both switches and they always apply.
         if all_submodels:
             return super().get_expanded_tied_weights_keys(all_submodels=True)
-        return self._own_tied_weights()
+        return dict(self._tied_weights_keys or {})
 
 
 class TransformerSeq2SeqEncoder(nn.Module):
@@ -477,14 +474,14 @@ class TransformerSeq2SeqModel(TransformerSeq2SeqPreTrainedModel):
         else:
             encoder_embeddings = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
             decoder_embeddings = nn.Embedding(config.target_vocab_size, config.d_model, config.pad_token_id)
+        self._tied_weights_keys = (
+            {"encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"}
+            if config.share_encoder_decoder_embeddings
+            else {}
+        )
         self.encoder = TransformerSeq2SeqEncoder(config, encoder_embeddings)
         self.decoder = TransformerSeq2SeqDecoder(config, decoder_embeddings)
         self.post_init()
-
-    def _own_tied_weights(self) -> dict[str, str]:
-        if not self.config.share_encoder_decoder_embeddings:
-            return {}
-        return {"encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"}
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.encoder.embed_tokens
@@ -570,13 +567,9 @@ class TransformerSeq2SeqForConditionalGeneration(TransformerSeq2SeqPreTrainedMod
         super().__init__(config)
         self.model = TransformerSeq2SeqModel(config)
         self.lm_head = nn.Linear(config.d_model, config.target_vocab_size, bias=False)
+        source = "model.shared" if config.share_encoder_decoder_embeddings else "model.decoder.embed_tokens"
+        self._tied_weights_keys = {"lm_head.weight": f"{source}.weight"} if config.tie_word_embeddings else {}
         self.post_init()
-
-    def _own_tied_weights(self) -> dict[str, str]:
-        if not self.config.tie_word_embeddings:
-            return {}
-        source = "model.shared" if self.config.share_encoder_decoder_embeddings else "model.decoder.embed_tokens"
-        return {"lm_head.weight": f"{source}.weight"}
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.get_input_embeddings()
