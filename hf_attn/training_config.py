@@ -1,0 +1,162 @@
+"""One training configuration for both models: what to train, on what data, with which budget.
+
+Only ``model_type`` and the ``model`` overrides differ between an RNN and a Transformer
+run; everything else (data, tokenizer, batching, optimiser, schedule, evaluation,
+checkpointing) is shared, which is what makes the two models' comparison fair.
+Configs load from YAML or JSON files; unknown keys are errors, so a typo cannot silently
+fall back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config_validation import (
+    require_choice,
+    require_non_negative_int,
+    require_positive_int,
+    require_probability,
+)
+
+MODEL_TYPES = ("transformer_seq2seq", "rnn_seq2seq")
+MIXED_PRECISION = ("no", "fp16", "bf16")
+TRACKERS = (None, "tensorboard")
+PRESETS_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass
+class TrainingConfig:
+    """Everything a training run needs; see ``hf_attn/configs/*.yaml`` for annotated presets."""
+
+    model_type: str = "transformer_seq2seq"
+    model: dict[str, Any] = field(default_factory=dict)
+    output_dir: str = "runs/model"
+    data: str | None = None
+    tokenizer: str | None = None
+    vocab_size: int = 8000
+    max_source_tokens: int = 128
+    max_target_tokens: int = 128
+    max_tokens: int = 2048
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 7e-4
+    warmup_steps: int = 1000
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.98
+    adam_epsilon: float = 1e-9
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    num_epochs: int = 10
+    max_steps: int | None = None
+    max_minutes: float | None = None
+    eval_every: int = 500
+    eval_examples: int = 200
+    eval_num_beams: int = 1
+    early_stopping_patience: int | None = None
+    save_every: int = 500
+    keep_checkpoints: int = 2
+    log_every: int = 50
+    log_with: str | None = None
+    mixed_precision: str = "no"
+    seed: int = 42
+    cpu: bool = False
+
+    def __post_init__(self) -> None:
+        require_choice("model_type", self.model_type, MODEL_TYPES)
+        if not isinstance(self.model, dict):
+            raise ValueError(f"`model` must be a mapping of model config overrides, got {self.model!r}.")
+        for name in (
+            "vocab_size",
+            "max_source_tokens",
+            "max_target_tokens",
+            "max_tokens",
+            "gradient_accumulation_steps",
+            "num_epochs",
+            "eval_every",
+            "eval_examples",
+            "eval_num_beams",
+            "save_every",
+            "keep_checkpoints",
+            "log_every",
+        ):
+            require_positive_int(name, getattr(self, name))
+        require_non_negative_int("warmup_steps", self.warmup_steps)
+        require_non_negative_int("seed", self.seed)
+        for name in ("max_steps", "early_stopping_patience"):
+            if getattr(self, name) is not None:
+                require_positive_int(name, getattr(self, name))
+        for name in ("learning_rate", "adam_epsilon", "max_grad_norm"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"`{name}` must be a positive number, got {value!r}.")
+        for name in ("adam_beta1", "adam_beta2", "weight_decay"):
+            require_probability(name, getattr(self, name))
+        if self.max_minutes is not None and (not isinstance(self.max_minutes, (int, float)) or self.max_minutes <= 0):
+            raise ValueError(f"`max_minutes` must be a positive number or null, got {self.max_minutes!r}.")
+        require_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        require_choice("log_with", self.log_with, TRACKERS)
+        if self.max_source_tokens > self.max_tokens or self.max_target_tokens > self.max_tokens:
+            raise ValueError(
+                f"`max_tokens` ({self.max_tokens}) must be at least `max_source_tokens` ({self.max_source_tokens}) "
+                f"and `max_target_tokens` ({self.max_target_tokens}), or the longest sentences fit no batch."
+            )
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown training config keys: {', '.join(unknown)}. Known keys: {', '.join(sorted(known))}.")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """A config file path, or a preset name such as ``transformer_small``."""
+    candidate = Path(path)
+    if candidate.is_file():
+        return candidate
+    preset = PRESETS_DIR / f"{path}.yaml"
+    if preset.is_file():
+        return preset
+    presets = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
+    raise FileNotFoundError(f"No config file {candidate} and no preset named {str(path)!r} (presets: {presets}).")
+
+
+def parse_override(assignment: str) -> tuple[str, Any]:
+    """``key=value`` from the command line; the value is parsed as YAML (numbers, booleans, null, lists)."""
+    key, separator, raw_value = assignment.partition("=")
+    if not separator or not key:
+        raise ValueError(f"Override {assignment!r} must look like key=value (e.g. max_steps=100 or model.d_model=256).")
+    return key, yaml.safe_load(raw_value)
+
+
+def apply_overrides(values: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
+    """Apply ``key=value`` overrides; ``model.x=…`` sets a model config field."""
+    values = {**values, "model": dict(values.get("model") or {})}
+    for assignment in assignments:
+        key, value = parse_override(assignment)
+        if key.startswith("model."):
+            values["model"][key.removeprefix("model.")] = value
+        else:
+            values[key] = value
+    return values
+
+
+def load_training_config(path: str | Path, assignments: list[str] | None = None) -> TrainingConfig:
+    """A preset or config file with command-line ``key=value`` overrides applied."""
+    resolved = resolve_config_path(path)
+    values = yaml.safe_load(resolved.read_text(encoding="utf-8")) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{resolved} must contain a mapping of config keys, got {type(values).__name__}.")
+    return TrainingConfig.from_dict(apply_overrides(values, assignments or []))
