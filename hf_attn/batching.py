@@ -60,6 +60,9 @@ class TokenBatchSampler(Sampler[list[int]]):
 
     Rank r of ``world_size`` processes takes rows ``r::world_size`` of every global batch, so
     a run on N processes sees exactly the sentences a single process would see in one step.
+    Global batches with fewer than ``min_batch_size`` rows (default: ``world_size``, so that no
+    process is left without data) are skipped; give a single-process run the same value to
+    reproduce a multi-process run's plan exactly.
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class TokenBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        min_batch_size: int | None = None,
     ) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"`rank` must be in [0, {world_size}), got {rank}.")
@@ -77,6 +81,9 @@ class TokenBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
+        self.min_batch_size = world_size if min_batch_size is None else min_batch_size
+        if self.min_batch_size < world_size:
+            raise ValueError(f"`min_batch_size` ({min_batch_size}) must be at least `world_size` ({world_size}).")
         self.epoch = 0
         self.skip_batches = 0
 
@@ -87,7 +94,7 @@ class TokenBatchSampler(Sampler[list[int]]):
 
     def global_batches(self) -> list[list[int]]:
         return plan_token_batches(
-            self.lengths, self.max_tokens, self.seed, self.epoch, min_batch_size=self.world_size
+            self.lengths, self.max_tokens, self.seed, self.epoch, min_batch_size=self.min_batch_size
         )
 
     def __iter__(self) -> Iterator[list[int]]:

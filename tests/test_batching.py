@@ -1,0 +1,65 @@
+"""Token-count batches respect the budget, cover every sentence once, and shard/resume exactly."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from hf_attn.batching import TokenBatchSampler, plan_token_batches
+
+
+@pytest.fixture
+def lengths() -> list[int]:
+    rng = random.Random(3)
+    return [rng.randint(1, 60) for _ in range(1000)]
+
+
+def test_batches_fit_the_budget_and_cover_every_example_once(lengths):
+    batches = plan_token_batches(lengths, max_tokens=300, seed=1, epoch=0)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    for batch in batches:
+        assert max(lengths[i] for i in batch) * len(batch) <= 300
+
+
+def test_batches_group_similar_lengths(lengths):
+    batches = plan_token_batches(lengths, max_tokens=300, seed=1, epoch=0)
+    padded = sum(max(lengths[i] for i in batch) * len(batch) for batch in batches)
+    assert sum(lengths) / padded > 0.9, "sorted pools should keep padding under 10%"
+
+
+def test_plan_depends_only_on_seed_and_epoch(lengths):
+    assert plan_token_batches(lengths, 300, seed=1, epoch=0) == plan_token_batches(lengths, 300, seed=1, epoch=0)
+    assert plan_token_batches(lengths, 300, seed=1, epoch=0) != plan_token_batches(lengths, 300, seed=1, epoch=1)
+    assert plan_token_batches(lengths, 300, seed=1, epoch=0) != plan_token_batches(lengths, 300, seed=2, epoch=0)
+
+
+def test_shards_partition_each_global_batch(lengths):
+    single = list(TokenBatchSampler(lengths, 300, seed=5, min_batch_size=2))
+    ranks = [list(TokenBatchSampler(lengths, 300, seed=5, rank=r, world_size=2)) for r in range(2)]
+    assert len(ranks[0]) == len(ranks[1]) == len(single)
+    for whole, first, second in zip(single, *ranks):
+        assert sorted(first + second) == sorted(whole)
+        assert first and second
+
+
+def test_resume_skips_exactly_the_trained_batches(lengths):
+    sampler = TokenBatchSampler(lengths, 300, seed=5)
+    sampler.set_epoch(2)
+    full = list(sampler)
+    sampler.set_epoch(2, skip_batches=7)
+    assert list(sampler) == full[7:]
+    assert len(sampler) == len(full) - 7
+
+
+def test_too_long_example_is_a_clear_error():
+    with pytest.raises(ValueError, match="max_tokens"):
+        plan_token_batches([5, 400, 7], max_tokens=300, seed=0, epoch=0)
+
+
+def test_undersized_batches_are_dropped_only_when_asked(lengths):
+    everything = plan_token_batches(lengths, 300, seed=1, epoch=0)
+    at_least_two = plan_token_batches(lengths, 300, seed=1, epoch=0, min_batch_size=2)
+    assert [b for b in everything if len(b) >= 2] == at_least_two
+    with pytest.raises(ValueError, match="min_batch_size"):
+        TokenBatchSampler(lengths, 300, rank=0, world_size=2, min_batch_size=1)
