@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, PreTrainedConfig, PreTrainedModel
 
+from .configuration_rnn_seq2seq import RNNSeq2SeqConfig
 from .configuration_transformer_seq2seq import TransformerSeq2SeqConfig
+from .modeling_rnn_seq2seq import (
+    RNNSeq2SeqCache,
+    RNNSeq2SeqForConditionalGeneration,
+    RNNSeq2SeqModel,
+    RNNSeq2SeqPreTrainedModel,
+)
 from .modeling_transformer_seq2seq import (
     TransformerSeq2SeqForConditionalGeneration,
     TransformerSeq2SeqModel,
@@ -29,9 +36,15 @@ def _register(config_class: type[PreTrainedConfig], base_model: type[PreTrainedM
     lm_model.register_for_auto_class("AutoModelForSeq2SeqLM")
 
 
+_register(RNNSeq2SeqConfig, RNNSeq2SeqModel, RNNSeq2SeqForConditionalGeneration)
 _register(TransformerSeq2SeqConfig, TransformerSeq2SeqModel, TransformerSeq2SeqForConditionalGeneration)
 
 __all__ = [
+    "RNNSeq2SeqCache",
+    "RNNSeq2SeqConfig",
+    "RNNSeq2SeqForConditionalGeneration",
+    "RNNSeq2SeqModel",
+    "RNNSeq2SeqPreTrainedModel",
     "TransformerSeq2SeqConfig",
     "TransformerSeq2SeqForConditionalGeneration",
     "TransformerSeq2SeqModel",

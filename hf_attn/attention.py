@@ -61,3 +61,99 @@ def eager_attention_forward(
     weights = nn.functional.dropout(weights, p=dropout, training=module.training)
     output = torch.matmul(weights, value).transpose(1, 2).contiguous()
     return output, weights
+
+
+class RNNAttention(nn.Module):
+    """Global attention of an RNN decoder over the encoder states (Bahdanau et al. 2014; Luong et al. 2015).
+
+    A scorer compares each decoder state h_t (the query) with every encoder state h̄_s. The
+    query-independent part of the score (the key projection) is computed once per source
+    sequence by :meth:`precompute_keys`, not at every decoder step. :meth:`forward` scores a
+    whole block of queries at once, so a decoder without input feeding attends for all target
+    positions in one call; an input-feeding decoder calls it with one query per step.
+    """
+
+    def precompute_keys(self, encoder_states: torch.Tensor) -> torch.Tensor:
+        """Keys (batch, source_length, key_size) derived from the encoder states; identity by default."""
+        return encoder_states
+
+    def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Unnormalised scores (batch, query_length, source_length) for queries (batch, query_length, size)."""
+        raise NotImplementedError
+
+    def forward(
+        self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Context vectors c_t = Σ_s a_t(s) h̄_s and the weights a_t (batch, query_length, source_length).
+
+        ``mask`` is boolean (batch, source_length), True where the source may be attended; the
+        weights of masked positions are exactly zero (their scores are set to the dtype's
+        minimum, whose exponential underflows to 0 once at least one position is unmasked).
+        """
+        scores = self.score(query, keys)
+        if mask is not None:
+            scores = scores.masked_fill(~mask.unsqueeze(1), torch.finfo(scores.dtype).min)
+        weights = nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+        return torch.bmm(weights, values), weights
+
+
+class DotAttention(RNNAttention):
+    """Luong et al. (2015), eq. 8, "dot": score(h_t, h̄_s) = h_tᵀ h̄_s (needs equal sizes)."""
+
+    def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(query, keys.transpose(1, 2))
+
+
+class GeneralAttention(DotAttention):
+    """Luong et al. (2015), eq. 8, "general": score(h_t, h̄_s) = h_tᵀ W_a h̄_s.
+
+    W_a h̄_s does not depend on t, so it is the precomputed key and the score is a dot product.
+    """
+
+    def __init__(self, query_size: int, key_size: int):
+        super().__init__()
+        self.key_projection = nn.Linear(key_size, query_size, bias=False)
+
+    def precompute_keys(self, encoder_states: torch.Tensor) -> torch.Tensor:
+        return self.key_projection(encoder_states)
+
+
+class AdditiveAttention(RNNAttention):
+    """Additive (MLP) score: v_aᵀ tanh(W_a h_t + U_a h̄_s).
+
+    This is Bahdanau et al. (2014), eq. 6, e_ij = v_aᵀ tanh(W_a s_{i-1} + U_a h_j), and Luong
+    et al. (2015), eq. 8, "concat", v_aᵀ tanh(W_a [h_t; h̄_s]) (W_a split into its two column
+    blocks): the same function. U_a h̄_s is the precomputed key. The query is whatever decoder
+    state the caller passes; hf_attn passes the current state h_t for every attention type.
+    """
+
+    def __init__(self, query_size: int, key_size: int, attention_size: int):
+        super().__init__()
+        self.query_projection = nn.Linear(query_size, attention_size, bias=False)
+        self.key_projection = nn.Linear(key_size, attention_size, bias=False)
+        self.energy = nn.Linear(attention_size, 1, bias=False)
+
+    def precompute_keys(self, encoder_states: torch.Tensor) -> torch.Tensor:
+        return self.key_projection(encoder_states)
+
+    def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        hidden = torch.tanh(self.query_projection(query).unsqueeze(2) + keys.unsqueeze(1))
+        return self.energy(hidden).squeeze(-1)
+
+
+def build_rnn_attention(attention_type: str, query_size: int, key_size: int) -> RNNAttention | None:
+    """The scorer named by an ``RNNSeq2SeqConfig.attention_type`` (None for ``"none"``)."""
+    if attention_type in ("bahdanau", "luong_concat"):
+        return AdditiveAttention(query_size, key_size, attention_size=query_size)
+    if attention_type == "luong_general":
+        return GeneralAttention(query_size, key_size)
+    if attention_type == "luong_dot":
+        if query_size != key_size:
+            raise ValueError(f"'luong_dot' attention needs equal query and key sizes, got {query_size} and {key_size}.")
+        return DotAttention()
+    if attention_type == "none":
+        return None
+    raise ValueError(
+        "`attention_type` must be one of 'bahdanau', 'luong_dot', 'luong_general', 'luong_concat', 'none'; "
+        f"got {attention_type!r}."
+    )

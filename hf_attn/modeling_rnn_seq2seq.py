@@ -1,0 +1,580 @@
+"""RNN encoder-decoder with attention as a ``transformers`` model.
+
+The decoder follows the seed's step order for every attention type: at step t it
+(1) runs its RNN on the previous token's embedding (and, with input feeding, the previous
+attentional vector h̃_{t-1}, Luong et al. 2015 §3.3) to get h_t, (2) scores every encoder
+state h̄_s against h_t, (3) forms the context c_t, (4) concatenates [h_t; c_t], (5) passes it
+through a feed-forward layer, h̃_t = tanh(W_c [h_t; c_t]) (Luong 2015 eq. 5), and (6) projects
+h̃_t onto the vocabulary. Bahdanau et al. (2014) score with the previous state s_{t-1}; here
+their additive score function (eq. 6) is applied to h_t, as in the seed. With
+``attention_type="none"`` steps (2)-(3) are skipped and h̃_t = tanh(W_c h_t): the plain
+encoder-decoder, which sees the source only through its initial state.
+
+Without input feeding the decoder RNN does not depend on the attention, so training and
+uncached decoding run it over the whole target in one fused ``nn.LSTM``/``nn.GRU`` call and
+attend for all positions in one batched call. With input feeding it steps through time.
+
+This file imports only torch, transformers and sibling files, so it travels with
+``save_pretrained`` for ``trust_remote_code`` loading.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.cache_utils import Cache
+from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
+from transformers.utils import ModelOutput, can_return_tuple
+
+from .attention import RNNAttention, build_rnn_attention
+from .configuration_rnn_seq2seq import RNNSeq2SeqConfig
+from .seq2seq_utils import RemoteCodeAutoMapMixin, seq2seq_lm_loss, shift_tokens_right
+
+logger = logging.getLogger(__name__)
+
+RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class RNNEncoderOutput(BaseModelOutput):
+    """Encoder output plus ``final_state`` (batch, encoder_output_size): the top layer's last state
+    in each direction, concatenated, which the bridge turns into the decoder's initial state."""
+
+    final_state: torch.FloatTensor | None = None
+
+
+class RNNSeq2SeqCache(Cache):
+    """Decoder state carried through ``generate()``; every tensor is batch-first so beams reorder along dim 0.
+
+    Holds the recurrent state per layer (``hidden`` and, for LSTMs, ``cell``: (batch, layers,
+    hidden_size)), the last attentional vector for input feeding (``attentional``: (batch,
+    hidden_size)), the attention keys precomputed from the encoder states (``keys``), and the
+    number of target tokens consumed so far.
+    """
+
+    def __init__(
+        self,
+        hidden: torch.Tensor,
+        cell: torch.Tensor | None = None,
+        attentional: torch.Tensor | None = None,
+        keys: torch.Tensor | None = None,
+        seen_tokens: int = 0,
+    ):
+        super().__init__(layers=[])
+        self.hidden = hidden
+        self.cell = cell
+        self.attentional = attentional
+        self.keys = keys
+        self.seen_tokens = seen_tokens
+
+    _TENSOR_FIELDS = ("hidden", "cell", "attentional", "keys")
+
+    def _map(self, function) -> None:
+        for name in self._TENSOR_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, function(value))
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        """Keep the states of the beams beam search continues."""
+        self._map(lambda tensor: tensor.index_select(0, beam_idx.to(tensor.device)))
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        self._map(lambda tensor: tensor.repeat_interleave(repeats, dim=0))
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self._map(lambda tensor: tensor[indices])
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.seen_tokens
+
+    def get_max_length(self, layer_idx: int | None = None) -> int:
+        return -1
+
+    def crop(self, tokens_to_remove: int) -> None:
+        """A recurrent state keeps no history, so only ``crop(0)`` (a no-op) is possible."""
+        if tokens_to_remove != 0:
+            raise NotImplementedError("RNNSeq2SeqCache holds only the latest recurrent state and cannot be rolled back.")
+
+    def reset(self) -> None:
+        raise NotImplementedError("RNNSeq2SeqCache is built by the model's first forward; start with no cache instead.")
+
+    @property
+    def batch_size(self) -> int:
+        return self.hidden.shape[0]
+
+    @property
+    def is_compileable(self) -> bool:
+        return False
+
+    @property
+    def is_croppable(self) -> bool:
+        return False
+
+    @property
+    def is_initialized(self) -> bool:
+        return True
+
+    def recurrent_state(self) -> RecurrentState:
+        """The state in ``nn.LSTM``/``nn.GRU`` layout: (layers, batch, hidden_size)."""
+        hidden = self.hidden.transpose(0, 1).contiguous()
+        if self.cell is None:
+            return hidden
+        return hidden, self.cell.transpose(0, 1).contiguous()
+
+    def update(self, state: RecurrentState, attentional: torch.Tensor | None, new_tokens: int) -> None:
+        """Store the state after ``new_tokens`` more target tokens (state in ``nn.LSTM`` layout)."""
+        hidden, cell = state if isinstance(state, tuple) else (state, None)
+        self.hidden = hidden.transpose(0, 1)
+        self.cell = None if cell is None else cell.transpose(0, 1)
+        self.attentional = attentional
+        self.seen_tokens += new_tokens
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(batch_size={self.batch_size}, seen_tokens={self.seen_tokens})"
+
+
+def _rnn_class(rnn_type: str) -> type[nn.RNNBase]:
+    return nn.LSTM if rnn_type == "lstm" else nn.GRU
+
+
+def _source_lengths(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Lengths of right-padded sequences; other padding would be silently wrong, so it raises."""
+    lengths = attention_mask.sum(dim=1)
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    if not torch.equal(attention_mask.bool(), positions.unsqueeze(0) < lengths.unsqueeze(1)):
+        raise ValueError("RNNSeq2Seq expects right-padded inputs: `attention_mask` must be 1s followed by 0s.")
+    if bool((lengths == 0).any()):
+        raise ValueError("Every source sequence needs at least one unmasked token.")
+    return lengths
+
+
+class RNNSeq2SeqPreTrainedModel(RemoteCodeAutoMapMixin, PreTrainedModel):
+    """Shared loading, saving and weight initialisation of the RNN seq2seq models."""
+
+    config: RNNSeq2SeqConfig
+    config_class = RNNSeq2SeqConfig
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = False
+    _remote_code_auto_classes = {
+        "AutoModel": "RNNSeq2SeqModel",
+        "AutoModelForSeq2SeqLM": "RNNSeq2SeqForConditionalGeneration",
+    }
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """Glorot for projections, orthogonal recurrent matrices, normal embeddings.
+
+        The LSTM forget gate starts with bias 1 (0.5 in each of b_ih and b_hh), so early in
+        training the cell keeps its memory instead of halving it at every step.
+        """
+        if isinstance(module, nn.Linear):
+            init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.RNNBase):
+            for name, param in module.named_parameters():
+                if name.startswith("weight_hh"):
+                    init.orthogonal_(param)
+                elif name.startswith("weight_ih"):
+                    init.xavier_uniform_(param)
+                elif name.startswith("bias"):
+                    is_initialized = getattr(param, "_is_hf_initialized", False)
+                    init.zeros_(param)
+                    if isinstance(module, nn.LSTM) and not is_initialized:
+                        param[module.hidden_size : 2 * module.hidden_size] = 0.5
+        elif isinstance(module, nn.Embedding):
+            std = self.config.init_std or self.config.embedding_size**-0.5
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
+                init.zeros_(module.weight[module.padding_idx])
+
+
+    def get_expanded_tied_weights_keys(self, all_submodels: bool = False) -> dict:
+        # The base class honours `_tied_weights_keys` only when `tie_word_embeddings` is set;
+        # sharing source and target embeddings is a separate switch, so each class sets its
+        # own `{target: source}` ties in `__init__` from both switches and they always apply.
+        if all_submodels:
+            return super().get_expanded_tied_weights_keys(all_submodels=True)
+        return dict(self._tied_weights_keys or {})
+
+
+def reverse_padded(sequences: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse the first ``lengths[b]`` positions of each row of (batch, length, ...); padding stays in place.
+
+    Its own inverse. Running a forward RNN over the reversed rows is the backward direction
+    of a bidirectional RNN that starts at each sentence's last real token, not at the padding.
+    """
+    positions = torch.arange(sequences.shape[1], device=sequences.device).unsqueeze(0)
+    reversed_positions = lengths.unsqueeze(1) - 1 - positions
+    index = torch.where(reversed_positions >= 0, reversed_positions, positions)
+    index = index.view(*index.shape, *([1] * (sequences.dim() - 2))).expand_as(sequences)
+    return sequences.gather(1, index)
+
+
+class RNNEncoderLayer(nn.Module):
+    """One encoder layer: a forward RNN and, if bidirectional, a backward RNN over the reversed sentences.
+
+    Each direction is one whole-sequence ``nn.LSTM``/``nn.GRU`` call on the padded batch (the
+    fused CPU/cuDNN kernels). The forward direction never sees the right padding before a
+    sentence's last token, and the backward one starts at that token (``reverse_padded``), so
+    padding does not change any state at a real position: what packed sequences guarantee,
+    without their slower, memory-layout-dependent CPU kernel.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, rnn_type: str, bidirectional: bool):
+        super().__init__()
+        rnn_class = _rnn_class(rnn_type)
+        self.forward_rnn = rnn_class(input_size, hidden_size, batch_first=True)
+        self.backward_rnn = rnn_class(input_size, hidden_size, batch_first=True) if bidirectional else None
+
+    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        outputs, _ = self.forward_rnn(inputs)
+        if self.backward_rnn is None:
+            return outputs
+        backward, _ = self.backward_rnn(reverse_padded(inputs, lengths))
+        return torch.cat([outputs, reverse_padded(backward, lengths)], dim=-1)
+
+
+class RNNEncoder(nn.Module):
+    """Embeds the source and runs a stack of (bi)directional RNN layers over it.
+
+    Returns the top layer's states h̄_s (zero at padding) and ``final_state``, the top layer's
+    state after the last real token in each direction: the forward state at position
+    length-1 and the backward state at position 0.
+    """
+
+    main_input_name = "input_ids"
+
+    def __init__(self, config: RNNSeq2SeqConfig, embed_tokens: nn.Embedding):
+        super().__init__()
+        self.config = config
+        self.embed_tokens = embed_tokens
+        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        input_sizes = [config.embedding_size] + [config.encoder_output_size] * (config.encoder_layers - 1)
+        self.layers = nn.ModuleList(
+            RNNEncoderLayer(size, config.encoder_hidden_size, config.rnn_type, config.bidirectional_encoder)
+            for size in input_sizes
+        )
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> RNNEncoderOutput | tuple:
+        """Encoder states (batch, source_length, encoder_output_size) and the final state (batch, encoder_output_size)."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds` to the encoder.")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+        batch_size, source_length = inputs_embeds.shape[:2]
+        if attention_mask is None:
+            lengths = torch.full((batch_size,), source_length, dtype=torch.long, device=inputs_embeds.device)
+        else:
+            lengths = _source_lengths(attention_mask)
+        states = self.embedding_dropout(inputs_embeds)
+        all_states = (inputs_embeds,) if output_hidden_states else None
+        for index, layer in enumerate(self.layers):
+            states = layer(self.dropout(states) if index > 0 else states, lengths)
+            if attention_mask is not None:
+                states = states * attention_mask.unsqueeze(-1).to(states.dtype)
+            if output_hidden_states:
+                all_states += (states,)
+        last_forward = states[torch.arange(batch_size, device=states.device), lengths - 1, : self.config.encoder_hidden_size]
+        final_state = last_forward
+        if self.config.bidirectional_encoder:
+            final_state = torch.cat([last_forward, states[:, 0, self.config.encoder_hidden_size :]], dim=-1)
+        output = RNNEncoderOutput(last_hidden_state=self.dropout(states), final_state=final_state, hidden_states=all_states)
+        return output if return_dict is not False else output.to_tuple()
+
+
+class RNNAttentionDecoder(nn.Module):
+    """The seed's attention decoder: RNN step → attention → [h_t; c_t] → tanh layer → h̃_t."""
+
+    def __init__(self, config: RNNSeq2SeqConfig, embed_tokens: nn.Embedding):
+        super().__init__()
+        self.config = config
+        hidden_size = config.hidden_size
+        self.embed_tokens = embed_tokens
+        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        self.bridge = (
+            nn.Linear(config.encoder_output_size, config.decoder_layers * hidden_size)
+            if config.decoder_init == "bridge"
+            else None
+        )
+        rnn_input_size = config.embedding_size + (hidden_size if config.input_feeding else 0)
+        self.rnn = _rnn_class(config.rnn_type)(
+            rnn_input_size,
+            hidden_size,
+            num_layers=config.decoder_layers,
+            batch_first=True,
+            dropout=config.dropout if config.decoder_layers > 1 else 0.0,
+        )
+        self.attention: RNNAttention | None = build_rnn_attention(
+            config.attention_type, hidden_size, config.encoder_output_size
+        )
+        context_size = config.encoder_output_size if self.attention is not None else 0
+        self.attentional_layer = nn.Linear(hidden_size + context_size, hidden_size)
+        self.output_dropout = nn.Dropout(config.dropout)
+
+    def initial_cache(self, encoder_states: torch.Tensor, final_state: torch.Tensor | None) -> RNNSeq2SeqCache:
+        """The state before the first target token: bridge(final encoder state) or zeros."""
+        config = self.config
+        batch_size = encoder_states.shape[0]
+        if self.bridge is not None:
+            if final_state is None:
+                raise ValueError("`decoder_init='bridge'` needs `encoder_outputs.final_state` (run the model's encoder).")
+            hidden = torch.tanh(self.bridge(final_state)).view(batch_size, config.decoder_layers, config.hidden_size)
+        else:
+            hidden = encoder_states.new_zeros(batch_size, config.decoder_layers, config.hidden_size)
+        cell = torch.zeros_like(hidden) if config.rnn_type == "lstm" else None
+        attentional = hidden.new_zeros(batch_size, config.hidden_size) if config.input_feeding else None
+        keys = self.attention.precompute_keys(encoder_states) if self.attention is not None else None
+        return RNNSeq2SeqCache(hidden, cell, attentional, keys)
+
+    def _attend(
+        self, rnn_outputs: torch.Tensor, cache: RNNSeq2SeqCache, encoder_states: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """h̃ = dropout(tanh(W_c [h; c])) for a block of RNN outputs, with the attention weights."""
+        if self.attention is None:
+            return self.output_dropout(torch.tanh(self.attentional_layer(rnn_outputs))), None
+        context, weights = self.attention(rnn_outputs, cache.keys, encoder_states, mask)
+        combined = torch.cat([rnn_outputs, context], dim=-1)
+        return self.output_dropout(torch.tanh(self.attentional_layer(combined))), weights
+
+    def forward(
+        self,
+        inputs_embeds: torch.Tensor,
+        encoder_states: torch.Tensor,
+        encoder_mask: torch.Tensor | None,
+        cache: RNNSeq2SeqCache,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Attentional vectors (batch, target_length, hidden_size) and weights (batch, target_length, source_length).
+
+        Advances ``cache`` past the given target tokens.
+        """
+        embedded = self.embedding_dropout(inputs_embeds)
+        state = cache.recurrent_state()
+        if not self.config.input_feeding:
+            rnn_outputs, state = self.rnn(embedded, state)
+            attentional, weights = self._attend(rnn_outputs, cache, encoder_states, encoder_mask)
+            cache.update(state, None, embedded.shape[1])
+            return attentional, weights
+        previous = cache.attentional
+        step_outputs, step_weights = [], []
+        for step_input in embedded.split(1, dim=1):
+            rnn_output, state = self.rnn(torch.cat([step_input, previous.unsqueeze(1)], dim=-1), state)
+            attentional, weights = self._attend(rnn_output, cache, encoder_states, encoder_mask)
+            previous = attentional.squeeze(1)
+            step_outputs.append(attentional)
+            step_weights.append(weights)
+        cache.update(state, previous, embedded.shape[1])
+        weights = None if self.attention is None else torch.cat(step_weights, dim=1)
+        return torch.cat(step_outputs, dim=1), weights
+
+
+class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
+    """Encoder and attention decoder; returns the attentional vectors h̃_t as ``last_hidden_state``."""
+
+    def __init__(self, config: RNNSeq2SeqConfig):
+        super().__init__(config)
+        if config.share_encoder_decoder_embeddings:
+            self.shared = nn.Embedding(config.vocab_size, config.embedding_size, config.pad_token_id)
+            encoder_embeddings = decoder_embeddings = self.shared
+        else:
+            encoder_embeddings = nn.Embedding(config.vocab_size, config.embedding_size, config.pad_token_id)
+            decoder_embeddings = nn.Embedding(config.target_vocab_size, config.embedding_size, config.pad_token_id)
+        self._tied_weights_keys = (
+            {"encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"}
+            if config.share_encoder_decoder_embeddings
+            else {}
+        )
+        self.encoder = RNNEncoder(config, encoder_embeddings)
+        self.decoder = RNNAttentionDecoder(config, decoder_embeddings)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.encoder.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        if self.config.share_encoder_decoder_embeddings:
+            self.shared = value
+            self.decoder.embed_tokens = value
+        self.encoder.embed_tokens = value
+
+    def get_encoder(self, modality: str | None = None) -> RNNEncoder:
+        return self.encoder
+
+    def get_decoder(self) -> RNNAttentionDecoder:
+        return self.decoder
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: RNNEncoderOutput | tuple | None = None,
+        past_key_values: RNNSeq2SeqCache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> Seq2SeqModelOutput:
+        """Encode (unless ``encoder_outputs`` is given) and decode ``decoder_input_ids`` from the cached state.
+
+        ``decoder_attention_mask`` is accepted for interface compatibility and not needed: the
+        decoder is causal by construction and right padding never affects earlier positions.
+        ``cross_attentions`` is a 1-tuple of (batch, 1, target_length, source_length) weights.
+        """
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        use_cache = self.config.use_cache if use_cache is None else use_cache
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                inputs_embeds=inputs_embeds,
+                output_hidden_states=output_hidden_states,
+            )
+        elif not isinstance(encoder_outputs, RNNEncoderOutput):
+            encoder_outputs = RNNEncoderOutput(
+                last_hidden_state=encoder_outputs[0],
+                final_state=encoder_outputs[1] if len(encoder_outputs) > 1 else None,
+            )
+        if (decoder_input_ids is None) == (decoder_inputs_embeds is None):
+            raise ValueError("Pass exactly one of `decoder_input_ids` and `decoder_inputs_embeds` (or `labels`).")
+        if decoder_inputs_embeds is None:
+            decoder_inputs_embeds = self.decoder.embed_tokens(decoder_input_ids)
+        encoder_states = encoder_outputs.last_hidden_state
+        cache = past_key_values
+        if cache is None:
+            cache = self.decoder.initial_cache(encoder_states, encoder_outputs.final_state)
+        encoder_mask = attention_mask.bool() if attention_mask is not None else None
+        attentional, weights = self.decoder(decoder_inputs_embeds, encoder_states, encoder_mask, cache)
+        return Seq2SeqModelOutput(
+            last_hidden_state=attentional,
+            past_key_values=cache if use_cache else None,
+            cross_attentions=(weights.unsqueeze(1),) if output_attentions and weights is not None else None,
+            encoder_last_hidden_state=encoder_states,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+        )
+
+
+class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, GenerationMixin):
+    """RNN encoder-decoder with an output projection, a label-smoothed loss and ``generate()``."""
+
+    # Trainer passes `num_items_in_batch`; the loss uses it to average over the true token count.
+    accepts_loss_kwargs = True
+
+    def __init__(self, config: RNNSeq2SeqConfig):
+        super().__init__(config)
+        self.model = RNNSeq2SeqModel(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.target_vocab_size, bias=False)
+        source = "model.shared" if config.share_encoder_decoder_embeddings else "model.decoder.embed_tokens"
+        self._tied_weights_keys = {"lm_head.weight": f"{source}.weight"} if config.tie_word_embeddings else {}
+        self.post_init()
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        """The decoder builds its own :class:`RNNSeq2SeqCache`; a key/value cache does not fit a recurrent state."""
+        return False
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
+        self.lm_head = new_embeddings
+
+    def get_encoder(self, modality: str | None = None) -> RNNEncoder:
+        return self.model.encoder
+
+    def get_decoder(self) -> RNNAttentionDecoder:
+        return self.model.decoder
+
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: RNNEncoderOutput | tuple | None = None,
+        past_key_values: RNNSeq2SeqCache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> Seq2SeqLMOutput:
+        """Logits over the vocabulary; with ``labels`` (-100 = ignore) also the label-smoothed loss.
+
+        Without ``decoder_input_ids`` the labels are shifted right behind
+        ``decoder_start_token_id``. ``num_items_in_batch`` (from ``Trainer``) makes the loss a
+        sum over this batch divided by the token count of the whole optimizer step.
+        """
+        if labels is not None:
+            use_cache = False
+            if decoder_input_ids is None and decoder_inputs_embeds is None:
+                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            encoder_outputs=encoder_outputs,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        logits = self.lm_head(outputs.last_hidden_state)
+        loss = None
+        if labels is not None:
+            loss = seq2seq_lm_loss(
+                logits, labels, self.config.label_smoothing, num_items_in_batch=kwargs.get("num_items_in_batch")
+            )
+        return Seq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            cross_attentions=outputs.cross_attentions,
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            encoder_hidden_states=outputs.encoder_hidden_states,
+        )
+
+
+__all__ = [
+    "RNNEncoderOutput",
+    "RNNSeq2SeqCache",
+    "RNNSeq2SeqForConditionalGeneration",
+    "RNNSeq2SeqModel",
+    "RNNSeq2SeqPreTrainedModel",
+]
