@@ -91,6 +91,23 @@ def tiny_transformer_seq2seq(tokenizer: PreTrainedTokenizerFast) -> PreTrainedMo
     return TransformerSeq2SeqForConditionalGeneration(config)
 
 
+def tiny_rnn_seq2seq(tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
+    from hf_attn import RNNSeq2SeqConfig, RNNSeq2SeqForConditionalGeneration
+
+    config = RNNSeq2SeqConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        embedding_size=16,
+        dropout=0.0,
+        embedding_dropout=0.0,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.bos_token_id,
+    )
+    return RNNSeq2SeqForConditionalGeneration(config)
+
+
 @dataclass(frozen=True)
 class ModelCase:
     """One model family for the round trips: a tiny builder, and whether loading it needs hf_attn."""
@@ -107,7 +124,8 @@ class ModelCase:
 
 MARIAN = ModelCase("marian", tiny_marian)
 TRANSFORMER = ModelCase("transformer_seq2seq", tiny_transformer_seq2seq, needs_hf_attn=True)
-MODEL_CASES = [MARIAN, TRANSFORMER]
+RNN = ModelCase("rnn_seq2seq", tiny_rnn_seq2seq, needs_hf_attn=True)
+MODEL_CASES = [MARIAN, TRANSFORMER, RNN]
 
 
 def probe(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast) -> dict[str, Any]:
