@@ -1,0 +1,328 @@
+"""Parallel data as ``datasets.DatasetDict``: the bundled Bible corpus, or the user's own.
+
+Every loader returns the same shape, splits ``train``/``validation``/``test`` with text
+columns ``source`` and ``target`` plus an ``id``, so training and evaluation never need to
+know where the pairs came from. Files are checked as they are read: a bad line fails with
+the file name and line number instead of surfacing later as a shape error.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TypeAlias
+
+import datasets
+
+logger = logging.getLogger(__name__)
+
+BIBLE_CORPUS_PATH = Path(__file__).resolve().parent / "resources" / "kjv_rv1909.tsv.gz"
+BIBLE_COLUMNS = ("id", "book", "chapter", "verse", "split", "en", "es")
+BIBLE_LANGUAGES = ("en", "es")
+SPLITS = ("train", "validation", "test")
+
+PathLike: TypeAlias = str | os.PathLike[str]
+# One file (TSV, JSONL), a save_to_disk directory, or an aligned pair of plain-text files.
+DataSource: TypeAlias = PathLike | tuple[PathLike, PathLike]
+
+_BIBLE_FEATURES = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "book": datasets.Value("string"),
+        "chapter": datasets.Value("int32"),
+        "verse": datasets.Value("int32"),
+        "source": datasets.Value("string"),
+        "target": datasets.Value("string"),
+    }
+)
+_PAIR_FEATURES = datasets.Features(
+    {"id": datasets.Value("string"), "source": datasets.Value("string"), "target": datasets.Value("string")}
+)
+
+
+def load_bible_corpus(
+    *,
+    source_lang: str = "en",
+    target_lang: str = "es",
+    max_words: int | None = None,
+    filter_eval_splits: bool = False,
+) -> datasets.DatasetDict:
+    """The bundled KJV / Reina-Valera 1909 verse pairs with their chapter-held-out splits.
+
+    ``source_lang``/``target_lang`` pick the direction ("en"->"es" by default). ``max_words``
+    drops pairs with more whitespace-separated words than that on either side, from the
+    training split only unless ``filter_eval_splits``: evaluation then still covers long
+    verses, so every model is scored on the same sentences.
+    """
+    if sorted((source_lang, target_lang)) != sorted(BIBLE_LANGUAGES):
+        raise ValueError(
+            f"source_lang and target_lang must be 'en' and 'es' in some order, got {source_lang!r}, {target_lang!r}."
+        )
+    source_column, target_column = BIBLE_COLUMNS.index(source_lang), BIBLE_COLUMNS.index(target_lang)
+    columns: dict[str, dict[str, list]] = {split: {name: [] for name in _BIBLE_FEATURES} for split in SPLITS}
+    for row in _read_bible_rows(BIBLE_CORPUS_PATH):
+        split = columns[row[4]]
+        split["id"].append(row[0])
+        split["book"].append(row[1])
+        split["chapter"].append(int(row[2]))
+        split["verse"].append(int(row[3]))
+        split["source"].append(row[source_column])
+        split["target"].append(row[target_column])
+    corpus = datasets.DatasetDict(
+        {split: datasets.Dataset.from_dict(columns[split], features=_BIBLE_FEATURES) for split in SPLITS}
+    )
+    return filter_by_length(corpus, max_words, SPLITS if filter_eval_splits else ("train",))
+
+
+@functools.lru_cache(maxsize=2)
+def _read_bible_rows(path: Path) -> tuple[tuple[str, ...], ...]:
+    """Rows of the shipped corpus file, checked; cached since several callers load it per run."""
+    with gzip.open(path, "rt", encoding="utf-8", newline="\n") as handle:
+        lines = handle.read().split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not lines or tuple(lines[0].split("\t")) != BIBLE_COLUMNS:
+        raise ValueError(f"{path}: expected the header {' '.join(BIBLE_COLUMNS)}; the corpus file is damaged.")
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        row = tuple(line.split("\t"))
+        if len(row) != len(BIBLE_COLUMNS) or row[4] not in SPLITS or not row[5] or not row[6]:
+            raise ValueError(f"{path}, line {number}: malformed corpus row; the corpus file is damaged.")
+        rows.append(row)
+    return tuple(rows)
+
+
+def filter_by_length(
+    corpus: datasets.DatasetDict, max_words: int | None, splits: Sequence[str] = ("train",)
+) -> datasets.DatasetDict:
+    """Drop pairs with more than ``max_words`` whitespace-separated words on either side."""
+    if max_words is None:
+        return corpus
+    if max_words < 1:
+        raise ValueError(f"max_words must be a positive integer or None, got {max_words!r}.")
+
+    def short_enough(batch: dict[str, list[str]]) -> list[bool]:
+        return [
+            len(source.split()) <= max_words and len(target.split()) <= max_words
+            for source, target in zip(batch["source"], batch["target"])
+        ]
+
+    filtered = datasets.DatasetDict(corpus)
+    for split in splits:
+        if split in corpus:
+            filtered[split] = corpus[split].filter(short_enough, batched=True)
+            kept, total = len(filtered[split]), len(corpus[split])
+            logger.info("%s: kept %d of %d pairs of at most %d words", split, kept, total, max_words)
+    return filtered
+
+
+def load_parallel_data(
+    path: DataSource | Mapping[str, DataSource],
+    *,
+    source_key: str = "source",
+    target_key: str = "target",
+    header: bool | None = None,
+    validation_size: int | float = 0.05,
+    test_size: int | float = 0.05,
+    seed: int = 0,
+    max_words: int | None = None,
+) -> datasets.DatasetDict:
+    """The user's own sentence pairs, in the same shape as :func:`load_bible_corpus`.
+
+    ``path`` is one of: a ``.tsv`` file (source<TAB>target per line), a ``.jsonl`` file
+    (one object per line with ``source_key``/``target_key``), either optionally gzipped; a
+    directory written by ``Dataset``/``DatasetDict.save_to_disk`` (columns
+    ``source_key``/``target_key``); a pair of line-aligned plain-text files, given as a
+    tuple or as the string ``"SOURCE_FILE,TARGET_FILE"``; or a mapping from split name to
+    any of these. A TSV header is recognised when its columns are ``source_key`` and
+    ``target_key`` (``header=None``), or forced on or off.
+
+    Splits the data lacks are carved from ``train`` with a seeded shuffle:
+    ``validation_size``/``test_size`` are counts (int) or fractions (float); 0 leaves the
+    split out. ``max_words`` filters the training split as in :func:`load_bible_corpus`.
+    """
+    if isinstance(path, Mapping):
+        corpus = datasets.DatasetDict(
+            {split: _load_split(source, source_key, target_key, header) for split, source in path.items()}
+        )
+    else:
+        corpus = _load_source(path, source_key, target_key, header)
+    corpus = _carve_missing_splits(corpus, validation_size, test_size, seed)
+    return filter_by_length(corpus, max_words)
+
+
+def _load_split(source: DataSource, source_key: str, target_key: str, header: bool | None) -> datasets.Dataset:
+    corpus = _load_source(source, source_key, target_key, header)
+    if list(corpus) != ["train"]:
+        raise ValueError(
+            f"{source} holds several splits ({', '.join(corpus)}); a split mapping needs one dataset per entry."
+        )
+    return corpus["train"]
+
+
+def _load_source(source: DataSource, source_key: str, target_key: str, header: bool | None) -> datasets.DatasetDict:
+    """Read one data source into a DatasetDict (a single file becomes the ``train`` split)."""
+    if isinstance(source, (tuple, list)):
+        return _as_train(_read_text_pair(*(Path(p) for p in source)))
+    path = Path(source)
+    if not path.exists() and "," in str(source):
+        return _as_train(_read_text_pair(*(Path(p) for p in str(source).split(",", 1))))
+    if not path.exists():
+        raise FileNotFoundError(f"No such file or directory: {path}")
+    if path.is_dir():
+        return _read_saved_dataset(path, source_key, target_key)
+    suffix = path.name.lower().removesuffix(".gz").rsplit(".", 1)[-1]
+    if suffix in ("tsv", "tab"):
+        return _as_train(_read_tsv(path, source_key, target_key, header))
+    if suffix in ("jsonl", "json"):
+        return _as_train(_read_jsonl(path, source_key, target_key))
+    raise ValueError(
+        f"Cannot tell the format of {path}: use a .tsv or .jsonl file, a save_to_disk directory, "
+        "or a pair of aligned plain-text files ('source.txt,target.txt')."
+    )
+
+
+def _as_train(dataset: datasets.Dataset) -> datasets.DatasetDict:
+    return datasets.DatasetDict({"train": dataset})
+
+
+def _lines(path: Path) -> list[tuple[int, str]]:
+    """``(line number, text)`` of a UTF-8 file (gzipped if named ``.gz``), checked to hold some text."""
+    raw = path.read_bytes()
+    try:
+        text = (gzip.decompress(raw) if path.name.endswith(".gz") else raw).decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}).") from error
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    if not any(line.strip() for line in lines):
+        raise ValueError(f"{path} is empty.")
+    return [(number, line.rstrip("\r")) for number, line in enumerate(lines, start=1)]
+
+
+def _require_text(path: Path, number: int, text: str, what: str) -> None:
+    if not text.strip():
+        raise ValueError(f"{path}, line {number}: {what} is empty.")
+
+
+def _pairs_dataset(path: Path, ids: list[str], sources: list[str], targets: list[str]) -> datasets.Dataset:
+    if not ids:
+        raise ValueError(f"{path} has no sentence pairs.")
+    return datasets.Dataset.from_dict({"id": ids, "source": sources, "target": targets}, features=_PAIR_FEATURES)
+
+
+def _read_tsv(path: Path, source_key: str, target_key: str, header: bool | None) -> datasets.Dataset:
+    ids, sources, targets = [], [], []
+    for number, line in _lines(path):
+        _require_text(path, number, line, "the line")
+        columns = line.split("\t")
+        if number == 1 and (header or (header is None and [c.strip() for c in columns] == [source_key, target_key])):
+            continue
+        if len(columns) != 2:
+            raise ValueError(
+                f"{path}, line {number}: expected 2 tab-separated columns (source<TAB>target), found {len(columns)}."
+            )
+        _require_text(path, number, columns[0], "the source text")
+        _require_text(path, number, columns[1], "the target text")
+        ids.append(f"{path.name}:{number}")
+        sources.append(columns[0].strip())
+        targets.append(columns[1].strip())
+    return _pairs_dataset(path, ids, sources, targets)
+
+
+def _read_jsonl(path: Path, source_key: str, target_key: str) -> datasets.Dataset:
+    ids, sources, targets = [], [], []
+    for number, line in _lines(path):
+        _require_text(path, number, line, "the line")
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}, line {number}: invalid JSON ({error.msg}).") from error
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}, line {number}: expected a JSON object, found {type(record).__name__}.")
+        for key in (source_key, target_key):
+            if key not in record:
+                raise ValueError(f"{path}, line {number}: missing key {key!r} (keys: {', '.join(map(repr, record))}).")
+            if not isinstance(record[key], str):
+                found = type(record[key]).__name__
+                raise ValueError(f"{path}, line {number}: {key!r} must be a string, found {found}.")
+            _require_text(path, number, record[key], f"{key!r}")
+        ids.append(str(record.get("id", f"{path.name}:{number}")))
+        sources.append(record[source_key].strip())
+        targets.append(record[target_key].strip())
+    return _pairs_dataset(path, ids, sources, targets)
+
+
+def _read_text_pair(source_path: Path, target_path: Path) -> datasets.Dataset:
+    for path in (source_path, target_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"No such file: {path}")
+    source_lines, target_lines = _lines(source_path), _lines(target_path)
+    if len(source_lines) != len(target_lines):
+        raise ValueError(
+            f"{source_path} has {len(source_lines)} lines but {target_path} has {len(target_lines)}: "
+            "the two files must be aligned line by line."
+        )
+    for (number, source), (_, target) in zip(source_lines, target_lines):
+        _require_text(source_path, number, source, "the line")
+        _require_text(target_path, number, target, "the line")
+    ids = [f"{source_path.name}:{number}" for number, _ in source_lines]
+    return _pairs_dataset(
+        source_path, ids, [text.strip() for _, text in source_lines], [text.strip() for _, text in target_lines]
+    )
+
+
+def _read_saved_dataset(path: Path, source_key: str, target_key: str) -> datasets.DatasetDict:
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except FileNotFoundError as error:
+        raise ValueError(f"{path} is a directory but not a dataset written by save_to_disk ({error}).") from error
+    corpus = loaded if isinstance(loaded, datasets.DatasetDict) else _as_train(loaded)
+    return datasets.DatasetDict(
+        {split: _standardise(path, split, dataset, source_key, target_key) for split, dataset in corpus.items()}
+    )
+
+
+def _standardise(
+    path: Path, split: str, dataset: datasets.Dataset, source_key: str, target_key: str
+) -> datasets.Dataset:
+    """Rename the text columns to source/target, add ids if missing, and check the texts."""
+    missing = [key for key in (source_key, target_key) if key not in dataset.column_names]
+    if missing:
+        raise ValueError(
+            f"{path} ({split}): missing column(s) {', '.join(map(repr, missing))}; "
+            f"columns are {', '.join(map(repr, dataset.column_names))}."
+        )
+    dataset = dataset.rename_columns({k: v for k, v in ((source_key, "source"), (target_key, "target")) if k != v})
+    for row, (source, target) in enumerate(zip(dataset["source"], dataset["target"])):
+        if not isinstance(source, str) or not isinstance(target, str) or not source.strip() or not target.strip():
+            raise ValueError(f"{path} ({split}), row {row}: source and target must be non-empty strings.")
+    if "id" not in dataset.column_names:
+        dataset = dataset.add_column("id", [f"{split}:{row}" for row in range(len(dataset))])
+    return dataset
+
+
+def _carve_missing_splits(
+    corpus: datasets.DatasetDict, validation_size: int | float, test_size: int | float, seed: int
+) -> datasets.DatasetDict:
+    """Take ``validation``/``test`` from ``train`` where the data does not provide them."""
+    if "train" not in corpus:
+        raise ValueError(f"The data has no 'train' split (splits: {', '.join(corpus)}).")
+    corpus = datasets.DatasetDict(corpus)
+    for split, size in (("validation", validation_size), ("test", test_size)):
+        if split in corpus or not size:
+            continue
+        try:
+            parts = corpus["train"].train_test_split(test_size=size, seed=seed)
+        except ValueError as error:
+            raise ValueError(
+                f"Cannot take a {split} split of {size!r} from {len(corpus['train'])} training pairs: {error}"
+            ) from error
+        corpus["train"], corpus[split] = parts["train"], parts["test"]
+    return datasets.DatasetDict({split: corpus[split] for split in (*SPLITS, *corpus) if split in corpus})

@@ -1,0 +1,191 @@
+"""A joint BPE tokenizer for both languages, as a ``transformers.PreTrainedTokenizerFast``.
+
+Both models share one vocabulary and the project's special-token ids: ``<pad>``=0,
+``<s>``=1 (also the decoder start), ``</s>``=2, ``<unk>``=3. Source and target sequences
+alike end with ``</s>``. The tokenizer is built with the ``tokenizers`` library so that
+``save_pretrained`` writes a ``tokenizer.json`` that ``AutoTokenizer`` reloads anywhere,
+with or without hf_attn installed.
+
+Text is NFKC-normalised, split on whitespace (kept as a "▁" word-start marker, so decoding
+restores the spaces) and around punctuation, then BPE-encoded. Characters the BPE vocabulary
+lacks fall back to their UTF-8 bytes (256 ``<0xNN>`` tokens), so any text round-trips:
+``decode(encode(x)) == NFKC(x)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import datasets
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+logger = logging.getLogger(__name__)
+
+PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN = "<pad>", "<s>", "</s>", "<unk>"
+SPECIAL_TOKENS = (PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN)
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(len(SPECIAL_TOKENS))
+BYTE_TOKENS = tuple(f"<0x{byte:02X}>" for byte in range(256))
+DEFAULT_VOCAB_SIZE = 8000
+DEFAULT_MODEL_MAX_LENGTH = 512
+_WORD_START = "▁"
+_BATCH = 1000
+
+
+def train_bpe_tokenizer(
+    texts: Iterable[str] | datasets.Dataset | datasets.DatasetDict,
+    vocab_size: int = DEFAULT_VOCAB_SIZE,
+    columns: Sequence[str] = ("source", "target"),
+    min_frequency: int = 2,
+    model_max_length: int = DEFAULT_MODEL_MAX_LENGTH,
+) -> PreTrainedTokenizerFast:
+    """Train a BPE tokenizer of ``vocab_size`` tokens (special and byte tokens included).
+
+    ``texts`` is an iterable of strings, a ``Dataset`` (its ``columns`` are read, source and
+    target by default, giving the joint vocabulary), or a ``DatasetDict`` (its ``train``
+    split only, so validation and test text stays unseen). The vocabulary may come out
+    smaller than ``vocab_size`` when the texts offer too few merges.
+    """
+    reserved = len(SPECIAL_TOKENS) + len(BYTE_TOKENS)
+    if vocab_size <= reserved:
+        raise ValueError(f"vocab_size must exceed {reserved} (special and byte tokens), got {vocab_size}.")
+    backend = _new_backend()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size - len(BYTE_TOKENS),
+        min_frequency=min_frequency,
+        special_tokens=list(SPECIAL_TOKENS),
+        show_progress=False,
+    )
+    backend.train_from_iterator(_text_batches(texts, columns), trainer=trainer)
+    backend = _with_byte_tokens(backend)
+    tokenizer = wrap_tokenizer(backend, model_max_length)
+    if len(tokenizer) < vocab_size:
+        logger.warning("The texts support only %d of the %d tokens asked for.", len(tokenizer), vocab_size)
+    return tokenizer
+
+
+def _new_backend() -> Tokenizer:
+    """An untrained tokenizers pipeline: NFKC, whitespace-and-punctuation split, byte-fallback BPE."""
+    backend = Tokenizer(models.BPE(unk_token=UNK_TOKEN, byte_fallback=True))
+    backend.normalizer = normalizers.NFKC()
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Metaspace(replacement=_WORD_START, prepend_scheme="always", split=True),
+            pre_tokenizers.Punctuation(behavior="isolated"),
+        ]
+    )
+    backend.decoder = decoders.Sequence(
+        [decoders.ByteFallback(), decoders.Metaspace(replacement=_WORD_START, prepend_scheme="always", split=True)]
+    )
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"$A {EOS_TOKEN}", pair=f"$A $B {EOS_TOKEN}", special_tokens=[(EOS_TOKEN, EOS_ID)]
+    )
+    return backend
+
+
+def _text_batches(
+    texts: Iterable[str] | datasets.Dataset | datasets.DatasetDict, columns: Sequence[str]
+) -> Iterator[list[str]]:
+    if isinstance(texts, datasets.DatasetDict):
+        if "train" not in texts:
+            raise ValueError(f"A DatasetDict to train on needs a 'train' split (splits: {', '.join(texts)}).")
+        texts = texts["train"]
+    if isinstance(texts, datasets.Dataset):
+        missing = [c for c in columns if c not in texts.column_names]
+        if missing:
+            raise ValueError(f"The dataset lacks column(s) {missing}; its columns are {texts.column_names}.")
+        for start in range(0, len(texts), _BATCH):
+            rows = texts[start : start + _BATCH]
+            yield [text for column in columns for text in rows[column]]
+        return
+    if isinstance(texts, str):
+        raise TypeError("texts must be an iterable of strings, not a single string.")
+    batch: list[str] = []
+    for text in texts:
+        batch.append(text)
+        if len(batch) == _BATCH:
+            yield batch
+            batch = []
+    yield batch
+
+
+def _with_byte_tokens(backend: Tokenizer) -> Tokenizer:
+    """Append the ``<0xNN>`` tokens to the BPE vocabulary, which byte fallback needs there."""
+    state = json.loads(backend.to_str())
+    vocab = state["model"]["vocab"]
+    for token in BYTE_TOKENS:
+        vocab.setdefault(token, len(vocab))
+    return Tokenizer.from_str(json.dumps(state))
+
+
+def wrap_tokenizer(backend: Tokenizer, model_max_length: int = DEFAULT_MODEL_MAX_LENGTH) -> PreTrainedTokenizerFast:
+    """The ``transformers`` tokenizer around a trained backend, checked against the id convention."""
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token=PAD_TOKEN,
+        bos_token=BOS_TOKEN,
+        eos_token=EOS_TOKEN,
+        unk_token=UNK_TOKEN,
+        model_max_length=model_max_length,
+        padding_side="right",
+        clean_up_tokenization_spaces=False,
+    )
+    check_special_tokens(tokenizer)
+    return tokenizer
+
+
+def check_special_tokens(tokenizer: PreTrainedTokenizerBase, name: str = "the tokenizer") -> None:
+    """Raise unless the tokenizer follows the project's special-token ids and appends ``</s>``."""
+    problems = []
+    for role, token, token_id in zip(("pad", "bos", "eos", "unk"), SPECIAL_TOKENS, (PAD_ID, BOS_ID, EOS_ID, UNK_ID)):
+        found, found_id = getattr(tokenizer, f"{role}_token"), getattr(tokenizer, f"{role}_token_id")
+        if (found, found_id) != (token, token_id):
+            problems.append(f"{role}_token is {found!r} with id {found_id!r}, expected {token!r} with id {token_id}")
+    if tokenizer("a")["input_ids"][-1:] != [EOS_ID]:
+        problems.append(f"encoded text does not end with {EOS_TOKEN} (id {EOS_ID})")
+    if problems:
+        raise ValueError(f"{name} does not follow the hf_attn token convention: " + "; ".join(problems) + ".")
+
+
+def load_tokenizer(path: str | os.PathLike[str]) -> PreTrainedTokenizerFast:
+    """A tokenizer saved with ``save_pretrained`` (a folder, or a Hub repository id), checked."""
+    local = Path(path).expanduser()
+    if local.exists():
+        if not (local / "tokenizer.json").is_file():
+            raise FileNotFoundError(f"{local} has no tokenizer.json; expected a folder written by save_pretrained.")
+    elif os.sep in str(path) or str(path).startswith("."):
+        raise FileNotFoundError(f"No tokenizer folder at {path}.")
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    check_special_tokens(tokenizer, name=f"The tokenizer at {path}")
+    return tokenizer
+
+
+def check_tokenizer_matches_config(tokenizer: PreTrainedTokenizerBase, config: Any) -> None:
+    """Raise if a model config's vocabulary size or special ids differ from the tokenizer's.
+
+    Works for any config with ``vocab_size``, ``pad_token_id``, ``bos_token_id``,
+    ``eos_token_id`` and ``decoder_start_token_id``; the decoder starts from ``<s>``.
+    """
+    needed = {
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "decoder_start_token_id": tokenizer.bos_token_id,
+    }
+    problems = [
+        f"config.{field} is {getattr(config, field, None)!r} but the tokenizer needs {value!r}"
+        for field, value in needed.items()
+        if getattr(config, field, None) != value
+    ]
+    if problems:
+        raise ValueError(
+            "The tokenizer does not match the model config: "
+            + "; ".join(problems)
+            + ". Build the config from the tokenizer, or load the tokenizer saved with the model."
+        )
