@@ -9,7 +9,6 @@ its sacrebleu signature so numbers stay comparable across runs and papers.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -24,6 +23,8 @@ import torch
 from sacrebleu.metrics import BLEU, CHRF
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from .checkpointing import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -261,16 +262,6 @@ def bleu_by_source_length(
     return table
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` so a reader (or a crash) never sees a half-written file."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def evaluate_model(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -334,11 +325,9 @@ def evaluate_model(
         *(metrics[key] for key in ("bleu", "chrf", "n", "num_beams", "seconds")),
     )
     if output_dir is not None:
-        directory = Path(output_dir)
-        directory.mkdir(parents=True, exist_ok=True)
         lines = "".join(" ".join(hypothesis.splitlines()) + "\n" for hypothesis in translations.hypotheses)
-        _atomic_write_text(directory / "hypotheses.txt", lines)
-        _atomic_write_text(directory / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        atomic_write_text(Path(output_dir) / "hypotheses.txt", lines)
+        atomic_write_json(Path(output_dir) / "metrics.json", metrics)
     return metrics
 
 
