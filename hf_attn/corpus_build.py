@@ -20,6 +20,7 @@ followed by its verses.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import html
@@ -370,9 +371,8 @@ def _join_enclitic(match: re.Match[str]) -> str:
     host, pronoun = match.group(1), match.group(2)
     before = match.string[: match.start()].rstrip(" " + _ADDED_WORD_MARK)
     sentence_start = not before or before[-1] in ".:;?!¿¡("
-    if host.lower() in _PROCLITIC_HOSTS or (host[0].isupper() and not sentence_start):
-        return f"{host} {pronoun}"
-    return host + pronoun
+    separator = " " if host.lower() in _PROCLITIC_HOSTS or (host[0].isupper() and not sentence_start) else ""
+    return host + separator + pronoun + _ADDED_WORD_MARK
 
 
 def proper_nouns(texts: Iterable[str]) -> frozenset[str]:
@@ -483,11 +483,14 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(_WORD.findall(text.lower()))
 
 
-def _coverage(source: frozenset[str], target: frozenset[str], translations: Mapping[str, frozenset[str]]) -> float | None:
-    known = [word for word in source if word in translations]
-    if not known:
-        return None
-    return sum(1 for word in known if translations[word] & target) / len(known)
+@dataclass(frozen=True)
+class VerseSide:
+    """One side of a verse as the lexicon sees it, precomputed so pairs score fast."""
+
+    known: frozenset[str]
+    """Its words that have translations in the lexicon."""
+    matches: frozenset[str]
+    """Words of the other language that have one of its words among their translations."""
 
 
 @dataclass(frozen=True)
@@ -497,14 +500,44 @@ class Lexicon:
     en_to_es: Mapping[str, frozenset[str]]
     es_to_en: Mapping[str, frozenset[str]]
 
-    def score(self, en_words: frozenset[str], es_words: frozenset[str]) -> float:
+    @functools.cached_property
+    def _es_listing(self) -> dict[str, frozenset[str]]:
+        """English word -> Spanish words that list it as a translation."""
+        return _invert(self.es_to_en)
+
+    @functools.cached_property
+    def _en_listing(self) -> dict[str, frozenset[str]]:
+        """Spanish word -> English words that list it as a translation."""
+        return _invert(self.en_to_es)
+
+    def english(self, words: frozenset[str]) -> VerseSide:
+        return VerseSide(
+            frozenset(w for w in words if w in self.en_to_es),
+            frozenset().union(*(self._es_listing.get(w, frozenset()) for w in words)),
+        )
+
+    def spanish(self, words: frozenset[str]) -> VerseSide:
+        return VerseSide(
+            frozenset(w for w in words if w in self.es_to_en),
+            frozenset().union(*(self._en_listing.get(w, frozenset()) for w in words)),
+        )
+
+    def score(self, en: VerseSide, es: VerseSide) -> float:
         """How well two verses translate each other, in [0, 1].
 
         The share of known words whose translation appears on the other side, taken in
         both directions; the lower of the two, so a verse holding extra text scores low.
         """
-        coverages = (_coverage(en_words, es_words, self.en_to_es), _coverage(es_words, en_words, self.es_to_en))
-        return min((c for c in coverages if c is not None), default=0.0)
+        coverages = [len(side.known & other.matches) / len(side.known) for side, other in ((en, es), (es, en)) if side.known]
+        return min(coverages, default=0.0)
+
+
+def _invert(translations: Mapping[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+    inverse: dict[str, set[str]] = {}
+    for word, targets in translations.items():
+        for target in targets:
+            inverse.setdefault(target, set()).add(word)
+    return {word: frozenset(sources) for word, sources in inverse.items()}
 
 
 def learn_lexicon(
@@ -526,15 +559,20 @@ def learn_lexicon(
     es_vocab = [w for w, _ in es_frequency.most_common(vocabulary_size)]
     en_index = {w: i for i, w in enumerate(en_vocab)}
     es_index = {w: i for i, w in enumerate(es_vocab)}
-    cooccurrence = np.zeros((len(en_vocab), len(es_vocab)), dtype=np.float32)
+    cells = len(en_vocab) * len(es_vocab)
+    cooccurrence = np.zeros(cells, dtype=np.int64)
     for start in range(0, len(word_pairs), 4096):
-        chunk = word_pairs[start : start + 4096]
-        en_matrix = _indicator_matrix([en for en, _ in chunk], en_index)
-        es_matrix = _indicator_matrix([es for _, es in chunk], es_index)
-        cooccurrence += en_matrix.T @ es_matrix
+        flat = [
+            np.add.outer(
+                np.array([en_index[w] for w in en if w in en_index], dtype=np.int64) * len(es_vocab),
+                np.array([es_index[w] for w in es if w in es_index], dtype=np.int64),
+            ).ravel()
+            for en, es in word_pairs[start : start + 4096]
+        ]
+        cooccurrence += np.bincount(np.concatenate([np.zeros(0, np.int64), *flat]), minlength=cells)
     en_counts = np.array([en_frequency[w] for w in en_vocab], dtype=np.float32)
     es_counts = np.array([es_frequency[w] for w in es_vocab], dtype=np.float32)
-    dice = 2 * cooccurrence / (en_counts[:, None] + es_counts[None, :])
+    dice = 2 * cooccurrence.reshape(len(en_vocab), len(es_vocab)) / (en_counts[:, None] + es_counts[None, :])
     dice[en_counts > function_word_share * len(word_pairs), :] = 0
     dice[:, es_counts > function_word_share * len(word_pairs)] = 0
     return Lexicon(
@@ -543,17 +581,10 @@ def learn_lexicon(
     )
 
 
-def _indicator_matrix(word_sets: Sequence[frozenset[str]], index: Mapping[str, int]) -> np.ndarray:
-    matrix = np.zeros((len(word_sets), len(index)), dtype=np.float32)
-    for row, words in enumerate(word_sets):
-        matrix[row, [index[w] for w in words if w in index]] = 1
-    return matrix
-
-
 def _best_translations(
     dice: np.ndarray, source_vocab: Sequence[str], target_vocab: Sequence[str], candidates: int, min_dice: float
 ) -> dict[str, frozenset[str]]:
-    best = np.argsort(-dice, axis=1)[:, :candidates]
+    best = np.argsort(-dice, axis=1, kind="stable")[:, :candidates]
     translations = {}
     for row, word in enumerate(source_vocab):
         found = frozenset(target_vocab[col] for col in best[row] if dice[row, col] >= min_dice)
@@ -569,20 +600,20 @@ def find_misaligned(
 
     The RV1909 module was converted from Spanish verse numbering, so where Spanish Bibles
     number verses differently (Num 13, Job 39-40, Jonah 2, ...) its text sits one or more
-    verses off. Three checks, per chapter, using :class:`Lexicon` scores:
-    a whole chapter matches better at another offset; a run to the chapter's end matches
-    better one verse off; a single verse matches a neighbour much better than its partner.
-    A verse before one that is empty in Spanish is also dropped when it holds that text.
+    verses off. Three checks, per chapter, using :meth:`Lexicon.score`: a whole chapter
+    matches better at another offset; a run to the chapter's end matches better one verse
+    off; a single verse scores low and a neighbour matches it much better. A verse before
+    one that is empty in Spanish is also dropped when it holds that verse's text.
     """
     words = [(_words(p.en), _words(p.es)) for p in pairs]
+    sides = [(lexicon.english(en), lexicon.spanish(es)) for en, es in words]
     reasons: dict[str, str] = {}
     for chapter in _chapters(pairs):
 
         def score(en_position: int, es_position: int, chapter: list[int] = chapter) -> float:
-            return lexicon.score(words[chapter[en_position]][0], words[chapter[es_position]][1])
+            return lexicon.score(sides[chapter[en_position]][0], sides[chapter[es_position]][1])
 
-        offset = _best_chapter_offset(score, len(chapter))
-        if offset:
+        if _best_chapter_offset(score, len(chapter)):
             reasons.update((pairs[i].id, CHAPTER_OFF) for i in chapter)
             continue
         start = _shifted_suffix_start(score, len(chapter))
@@ -601,8 +632,8 @@ def find_misaligned(
     for i, pair in enumerate(pairs):
         following = f"{pair.book}.{pair.chapter}.{pair.verse + 1}"
         if following in unpaired_en:
-            merged = lexicon.score(words[i][0] | _words(unpaired_en[following]), words[i][1])
-            if merged >= lexicon.score(*words[i]) + _MERGE_MARGIN:
+            merged = lexicon.score(lexicon.english(words[i][0] | _words(unpaired_en[following])), sides[i][1])
+            if merged >= lexicon.score(*sides[i]) + _MERGE_MARGIN:
                 reasons.setdefault(pair.id, HOLDS_NEXT_VERSE)
     return reasons
 

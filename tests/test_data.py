@@ -1,0 +1,376 @@
+"""The bundled corpus is clean, aligned and split by chapter; user data loads or fails clearly.
+
+Expected counts are read from the shipped file itself (plain gzip + split, not through
+hf_attn.data), so the tests check the loader against the file rather than against numbers
+typed in here.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import struct
+import zlib
+from collections import Counter
+from pathlib import Path
+
+import datasets
+import pytest
+
+from hf_attn import corpus_build
+from hf_attn.data import BIBLE_CORPUS_PATH, SPLITS, load_bible_corpus, load_parallel_data
+
+SWORD_ROOT = Path("/usr/share/sword")
+
+
+@pytest.fixture(scope="module")
+def shipped_rows() -> list[dict[str, str]]:
+    with gzip.open(BIBLE_CORPUS_PATH, "rt", encoding="utf-8") as handle:
+        lines = handle.read().splitlines()
+    header = lines[0].split("\t")
+    return [dict(zip(header, line.split("\t"))) for line in lines[1:]]
+
+
+@pytest.fixture(scope="module")
+def corpus() -> datasets.DatasetDict:
+    return load_bible_corpus()
+
+
+@pytest.fixture(scope="module")
+def verses(corpus) -> dict[str, dict]:
+    return {row["id"]: row for split in corpus.values() for row in split}
+
+
+# --- the bundled corpus --------------------------------------------------------------
+
+
+def test_corpus_has_the_shipped_counts(corpus, shipped_rows):
+    shipped = Counter(row["split"] for row in shipped_rows)
+    assert {split: len(corpus[split]) for split in SPLITS} == {split: shipped[split] for split in SPLITS}
+    assert 30_000 < len(shipped_rows) < 32_000
+    for split in ("validation", "test"):
+        assert 950 <= len(corpus[split]) <= 1050
+
+
+def test_corpus_columns_and_types(corpus):
+    for split in SPLITS:
+        assert isinstance(corpus[split], datasets.Dataset)
+        assert corpus[split].column_names == ["id", "book", "chapter", "verse", "source", "target"]
+        assert corpus[split].features["chapter"].dtype == "int32"
+    assert len({row_id for split in corpus.values() for row_id in split["id"]}) == sum(map(len, corpus.values()))
+
+
+def test_no_chapter_is_in_two_splits(corpus):
+    chapters = {split: set(zip(corpus[split]["book"], corpus[split]["chapter"])) for split in SPLITS}
+    assert not chapters["train"] & chapters["validation"]
+    assert not chapters["train"] & chapters["test"]
+    assert not chapters["validation"] & chapters["test"]
+
+
+def test_held_out_chapters_are_spread_over_the_bible(corpus):
+    old_testament = {book.code for book in corpus_build.KJV_BOOKS[: corpus_build.OLD_TESTAMENT_BOOK_COUNT]}
+    for split in ("validation", "test"):
+        books = set(corpus[split]["book"])
+        assert len(books) >= 15
+        assert books & old_testament and books - old_testament
+
+
+def test_splits_are_deterministic(corpus, shipped_rows):
+    sizes = Counter(f"{row['book']}.{row['chapter']}" for row in shipped_rows)
+    assignment = corpus_build.assign_splits(sizes, validation_size=1000, test_size=1000, seed=0)
+    assert all(assignment[f"{row['book']}.{row['chapter']}"] == row["split"] for row in shipped_rows)
+    again = load_bible_corpus()
+    assert all(list(again[split]["id"]) == list(corpus[split]["id"]) for split in SPLITS)
+
+
+@pytest.mark.parametrize(
+    ("verse_id", "english", "spanish"),
+    [
+        ("GEN.1.1", "In the beginning God created", "En el principio crió Dios"),
+        ("JHN.3.16", "For God so loved the world", "Porque de tal manera amó Dios al mundo"),
+        ("PSA.23.1", "A Psalm of David. The LORD is my shepherd", "Salmo de David. Jehová es mi pastor"),
+        ("REV.22.21", "The grace of our Lord Jesus Christ", "La gracia de nuestro Señor Jesucristo"),
+    ],
+)
+def test_known_verses_are_aligned(verses, verse_id, english, spanish):
+    assert verses[verse_id]["source"].startswith(english)
+    assert verses[verse_id]["target"].startswith(spanish)
+
+
+def test_text_has_no_markup_or_stray_spaces(corpus):
+    problems = re.compile(r"[<>\\¶]|  |^ | $| [,.;:!?)]|[(¿¡] ")
+    bad = [
+        (row_id, text)
+        for split in corpus.values()
+        for row_id, source, target in zip(split["id"], split["source"], split["target"])
+        for text in (source, target)
+        if not text or problems.search(text)
+    ]
+    assert bad == []
+
+
+def test_spanish_accents_are_decoded(corpus):
+    spanish = " ".join(corpus["validation"]["target"])
+    assert all(letter in spanish for letter in "áéíóúñ¿")
+    assert "Ã" not in spanish
+
+
+def test_reverse_direction_swaps_the_columns(corpus):
+    reverse = load_bible_corpus(source_lang="es", target_lang="en")
+    assert list(reverse["test"]["source"]) == list(corpus["test"]["target"])
+    with pytest.raises(ValueError, match="'en' and 'es'"):
+        load_bible_corpus(source_lang="en", target_lang="fr")
+
+
+def test_max_words_filters_training_only_unless_asked(corpus):
+    filtered = load_bible_corpus(max_words=20)
+    assert 0 < len(filtered["train"]) < len(corpus["train"])
+    assert all(len(s.split()) <= 20 and len(t.split()) <= 20 for s, t in zip(filtered["train"]["source"], filtered["train"]["target"]))
+    assert len(filtered["test"]) == len(corpus["test"])
+    assert len(load_bible_corpus(max_words=20, filter_eval_splits=True)["test"]) < len(corpus["test"])
+
+
+# --- corpus building (SWORD reader and cleaning) -----------------------------------------
+
+
+def write_ztext(directory: Path, testament: str, blocks: list[list[bytes]]) -> None:
+    """A tiny zText testament: each block is a list of verse entries, zlib-compressed together."""
+    directory.mkdir(parents=True, exist_ok=True)
+    bzs, bzv, bzz = b"", b"", b""
+    for number, entries in enumerate(blocks):
+        raw = b"".join(entries)
+        compressed = zlib.compress(raw)
+        bzs += struct.pack("<III", len(bzz), len(compressed), len(raw))
+        bzz += compressed
+        offset = 0
+        for entry in entries:
+            bzv += struct.pack("<IIH", number, offset, len(entry))
+            offset += len(entry)
+    for suffix, content in (("bzs", bzs), ("bzv", bzv), ("bzz", bzz)):
+        (directory / f"{testament}.{suffix}").write_bytes(content)
+
+
+def test_ztext_reader_returns_entries_across_blocks(tmp_path):
+    write_ztext(tmp_path, "nt", [[b"", b"first", "se\u00f1or".encode()], [b"third"]])
+    assert corpus_build.read_ztext_entries(tmp_path, "nt") == [b"", b"first", "señor".encode(), b"third"]
+
+
+def test_versification_table_matches_the_kjv_canon():
+    assert len(corpus_build.KJV_BOOKS) == 66
+    assert sum(len(book.verses_per_chapter) for book in corpus_build.KJV_BOOKS) == 1189
+    assert sum(sum(book.verses_per_chapter) for book in corpus_build.KJV_BOOKS) == 31102
+
+
+@pytest.mark.parametrize(
+    ("markup", "plain"),
+    [
+        ('In the <w lemma="strong:H7225">beginning</w> <w lemma="strong:H0430">God</w>.', "In the beginning God."),
+        ('the <w lemma="x">darkness</w>.<note placement="foot">Heb. <w>between</w></note> ', "the darkness."),
+        ('darkness <transChange type="added">was</transChange> upon', "darkness was upon"),
+        ('<transChange type="added">is</transChange>, and', "is, and"),
+        ('¶ And <divineName><w lemma="x">LORD</w></divineName> said', "And LORD said"),
+        ('<title><foreign>ALEPH.</foreign></title> Blessed', "Blessed"),
+        ('<title canonical="true" type="psalm">A Psalm.</title> <l/>The LORD', "A Psalm. The LORD"),
+        ("the \\nd <w>LORD</w> hath", "the LORD hath"),
+        ('<w lemma="x">shall be give</w>n.', "shall be given."),
+        ('<w lemma="x">y tráeme</w><transChange type="added">lo</transChange>, y', "y tráemelo, y"),
+        ('<w>salen los reyes</w><transChange type="added">á la guerra</transChange>, que', "salen los reyes á la guerra, que"),
+        ('<w>cual Josué</w><transChange type="added">los</transChange><w>circuncidó</w>', "cual Josué los circuncidó"),
+        ("¿<w>Quién</w> es?", "¿Quién es?"),
+    ],
+)
+def test_clean_osis(markup, plain):
+    assert corpus_build.clean_osis(markup) == plain
+
+
+@pytest.mark.parametrize(
+    ("text", "fixed"),
+    [
+        ("EN el principio crió Dios", "En el principio crió Dios"),
+        ("Y JEHOVÁ dijo á Moisés", "Y Jehová dijo á Moisés"),
+        ("¿HASTA cuándo, Jehová?", "¿Hasta cuándo, Jehová?"),
+        ("Salmo de David. OH Jehová, Señor", "Salmo de David. Oh Jehová, Señor"),
+        ("ALABAD á JAH, porque es bueno", "Alabad á JAH, porque es bueno"),
+        ("Yo soy JEHOVÁ tu Dios", "Yo soy JEHOVÁ tu Dios"),
+    ],
+)
+def test_spanish_chapter_openings_lose_their_capitals(text, fixed):
+    assert corpus_build.normalize_spanish_opening(text, frozenset({"jehová"})) == fixed
+
+
+def test_assign_splits_holds_out_whole_chapters_near_the_target():
+    sizes = {f"B{b}.{c}": 10 + (b * 7 + c * 3) % 40 for b in range(20) for c in range(1, 30)}
+    assignment = corpus_build.assign_splits(sizes, validation_size=500, test_size=500, seed=1)
+    assert corpus_build.assign_splits(sizes, validation_size=500, test_size=500, seed=1) == assignment
+    for split in ("validation", "test"):
+        held_out = sum(size for chapter, size in sizes.items() if assignment[chapter] == split)
+        assert 450 <= held_out <= 525
+    assert assignment != corpus_build.assign_splits(sizes, validation_size=500, test_size=500, seed=2)
+
+
+def test_misaligned_chapters_are_detected():
+    sentences = [
+        ("the king went to the city of david", "el rey fué á la ciudad de david"),
+        ("the priest spake unto the people", "el sacerdote habló al pueblo"),
+        ("and the water covered the earth", "y el agua cubrió la tierra"),
+        ("the sons of jacob came to egypt", "los hijos de jacob vinieron á egipto"),
+        ("a great fire came from heaven", "un gran fuego vino del cielo"),
+        ("the women sang in the house", "las mujeres cantaban en la casa"),
+    ]
+    aligned = [
+        corpus_build.VersePair("GEN", chapter, verse, *sentences[(verse + chapter) % 6])
+        for chapter in range(1, 40)
+        for verse in range(1, 7)
+    ]
+    shifted = [
+        corpus_build.VersePair("EXO", 1, verse, sentences[verse % 6][0], sentences[(verse + 1) % 6][1])
+        for verse in range(1, 7)
+    ]
+    lexicon = corpus_build.learn_lexicon(
+        [(corpus_build._words(p.en), corpus_build._words(p.es)) for p in aligned], function_word_share=0.9
+    )
+    found = corpus_build.find_misaligned(aligned + shifted, lexicon, {})
+    assert set(found) == {pair.id for pair in shifted}
+    assert set(found.values()) == {corpus_build.CHAPTER_OFF}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SWORD_ROOT / "mods.d" / "spaRV1909eb.conf").exists(), reason="SWORD modules not installed")
+def test_rebuild_reproduces_the_shipped_file(tmp_path):
+    build = corpus_build.build_corpus(SWORD_ROOT)
+    corpus_build.write_corpus_tsv(build.pairs, tmp_path / "corpus.tsv.gz")
+    assert (tmp_path / "corpus.tsv.gz").read_bytes() == BIBLE_CORPUS_PATH.read_bytes()
+
+
+# --- the user's own data -----------------------------------------------------------------
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def pairs(corpus: datasets.DatasetDict, split: str = "train") -> list[tuple[str, str]]:
+    return list(zip(corpus[split]["source"], corpus[split]["target"]))
+
+
+NO_SPLITS = {"validation_size": 0, "test_size": 0}
+
+
+def test_tsv_with_and_without_header(tmp_path):
+    with_header = write(tmp_path / "a.tsv", "source\ttarget\nHello.\tHola.\nBye\tAdiós\n")
+    without = write(tmp_path / "b.tsv", "Hello.\tHola.\nBye\tAdiós\n")
+    for path in (with_header, without):
+        corpus = load_parallel_data(path, **NO_SPLITS)
+        assert pairs(corpus) == [("Hello.", "Hola."), ("Bye", "Adiós")]
+        assert list(corpus) == ["train"] and corpus["train"].column_names == ["id", "source", "target"]
+    assert list(load_parallel_data(with_header, **NO_SPLITS)["train"]["id"]) == ["a.tsv:2", "a.tsv:3"]
+    assert len(load_parallel_data(with_header, header=False, **NO_SPLITS)["train"]) == 3
+
+
+def test_gzipped_tsv(tmp_path):
+    path = tmp_path / "a.tsv.gz"
+    path.write_bytes(gzip.compress("Hello.\tHola.\n".encode()))
+    assert pairs(load_parallel_data(path, **NO_SPLITS)) == [("Hello.", "Hola.")]
+
+
+def test_jsonl_with_custom_keys(tmp_path):
+    path = write(tmp_path / "a.jsonl", '{"en": "Hello.", "es": "Hola."}\n{"en": "Bye", "es": "Adiós", "id": "x"}\n')
+    corpus = load_parallel_data(path, source_key="en", target_key="es", **NO_SPLITS)
+    assert pairs(corpus) == [("Hello.", "Hola."), ("Bye", "Adiós")]
+    assert list(corpus["train"]["id"]) == ["a.jsonl:1", "x"]
+
+
+def test_aligned_text_files_as_tuple_or_comma_string(tmp_path):
+    source = write(tmp_path / "src.txt", "Hello.\nBye\n")
+    target = write(tmp_path / "tgt.txt", "Hola.\r\nAdiós\r\n")
+    expected = [("Hello.", "Hola."), ("Bye", "Adiós")]
+    assert pairs(load_parallel_data((source, target), **NO_SPLITS)) == expected
+    assert pairs(load_parallel_data(f"{source},{target}", **NO_SPLITS)) == expected
+
+
+def test_saved_dataset_directories(tmp_path):
+    dataset = datasets.Dataset.from_dict({"en": ["Hello.", "Bye"], "es": ["Hola.", "Adiós"]})
+    datasets.DatasetDict({"train": dataset, "validation": dataset.select([0])}).save_to_disk(str(tmp_path / "dict"))
+    dataset.save_to_disk(str(tmp_path / "single"))
+    corpus = load_parallel_data(tmp_path / "dict", source_key="en", target_key="es", test_size=0)
+    assert list(corpus) == ["train", "validation"]
+    assert pairs(corpus, "validation") == [("Hello.", "Hola.")]
+    assert list(corpus["train"]["id"]) == ["train:0", "train:1"]
+    single = load_parallel_data(tmp_path / "single", source_key="en", target_key="es", **NO_SPLITS)
+    assert pairs(single) == [("Hello.", "Hola."), ("Bye", "Adiós")]
+
+
+def test_split_mapping_and_carved_splits(tmp_path):
+    lines = "".join(f"s{i}\tt{i}\n" for i in range(40))
+    train = write(tmp_path / "train.tsv", lines)
+    dev = write(tmp_path / "dev.tsv", "a\tb\n")
+    mapped = load_parallel_data({"train": train, "validation": dev}, test_size=0)
+    assert list(mapped) == ["train", "validation"] and pairs(mapped, "validation") == [("a", "b")]
+    carved = load_parallel_data(train, validation_size=4, test_size=0.1, seed=3)
+    assert {split: len(carved[split]) for split in carved} == {"train": 32, "validation": 4, "test": 4}
+    everything = sorted(pair for split in carved for pair in pairs(carved, split))
+    assert everything == sorted((f"s{i}", f"t{i}") for i in range(40))
+    assert list(load_parallel_data(train, validation_size=4, test_size=0.1, seed=3)["test"]["id"]) == list(carved["test"]["id"])
+    assert all(len(s.split()) <= 1 for s in load_parallel_data(train, max_words=1, **NO_SPLITS)["train"]["source"])
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.tsv", "", r"empty\.tsv is empty"),
+        ("blank.tsv", "\n\n", r"blank\.tsv is empty"),
+        ("columns.tsv", "a\tb\nc\td\te\n", r"columns\.tsv, line 2: expected 2 tab-separated columns .* found 3"),
+        ("one.tsv", "a\tb\nc\n", r"one\.tsv, line 2: expected 2 tab-separated columns .* found 1"),
+        ("gap.tsv", "a\tb\n\nc\td\n", r"gap\.tsv, line 2: the line is empty"),
+        ("side.tsv", "a\t \n", r"side\.tsv, line 1: the target text is empty"),
+        ("header.tsv", "source\ttarget\n", r"header\.tsv has no sentence pairs"),
+        ("json.jsonl", '{"source": "a", "target": "b"}\n{"source": "a",\n', r"json\.jsonl, line 2: invalid JSON"),
+        ("list.jsonl", '["a", "b"]\n', r"list\.jsonl, line 1: expected a JSON object, found list"),
+        ("key.jsonl", '{"source": "a", "tgt": "b"}\n', r"key\.jsonl, line 1: missing key 'target'"),
+        ("type.jsonl", '{"source": "a", "target": 3}\n', r"type\.jsonl, line 1: 'target' must be a string, found int"),
+        ("format.csv", "a,b\n", r"Cannot tell the format of .*format\.csv"),
+    ],
+)
+def test_malformed_files_name_the_file_and_line(tmp_path, name, content, message):
+    with pytest.raises(ValueError, match=message):
+        load_parallel_data(write(tmp_path / name, content))
+
+
+def test_not_utf8(tmp_path):
+    path = tmp_path / "latin1.tsv"
+    path.write_bytes("señor\tsir\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1\.tsv is not UTF-8"):
+        load_parallel_data(path)
+
+
+def test_misaligned_text_files(tmp_path):
+    source = write(tmp_path / "src.txt", "a\nb\nc\n")
+    target = write(tmp_path / "tgt.txt", "A\nB\n")
+    with pytest.raises(ValueError, match=r"src\.txt has 3 lines but .*tgt\.txt has 2"):
+        load_parallel_data((source, target))
+    hole = write(tmp_path / "hole.txt", "A\n\nC\n")
+    with pytest.raises(ValueError, match=r"hole\.txt, line 2: the line is empty"):
+        load_parallel_data((source, hole))
+
+
+def test_missing_paths(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nope\.tsv"):
+        load_parallel_data(tmp_path / "nope.tsv")
+    with pytest.raises(FileNotFoundError, match=r"tgt\.txt"):
+        load_parallel_data((write(tmp_path / "src.txt", "a\n"), tmp_path / "tgt.txt"))
+
+
+def test_bad_directories_and_columns(tmp_path):
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(ValueError, match="not a dataset written by save_to_disk"):
+        load_parallel_data(tmp_path / "plain")
+    datasets.Dataset.from_dict({"en": ["a"], "fr": ["b"]}).save_to_disk(str(tmp_path / "saved"))
+    with pytest.raises(ValueError, match=r"missing column\(s\) 'source', 'target'; columns are 'en', 'fr'"):
+        load_parallel_data(tmp_path / "saved")
+
+
+def test_too_small_to_split(tmp_path):
+    with pytest.raises(ValueError, match="Cannot take a validation split"):
+        load_parallel_data(write(tmp_path / "one.jsonl", json.dumps({"source": "a", "target": "b"}) + "\n"))
