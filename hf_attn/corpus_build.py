@@ -528,7 +528,9 @@ class Lexicon:
         The share of known words whose translation appears on the other side, taken in
         both directions; the lower of the two, so a verse holding extra text scores low.
         """
-        coverages = [len(side.known & other.matches) / len(side.known) for side, other in ((en, es), (es, en)) if side.known]
+        coverages = [
+            len(side.known & other.matches) / len(side.known) for side, other in ((en, es), (es, en)) if side.known
+        ]
         return min(coverages, default=0.0)
 
 

@@ -20,7 +20,9 @@ RESOURCES = Path(__file__).resolve().parent.parent / "hf_attn" / "resources"
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sword-root", type=Path, default=Path("/usr/share/sword"), help="SWORD library holding mods.d/")
+    parser.add_argument(
+        "--sword-root", type=Path, default=Path("/usr/share/sword"), help="SWORD library holding mods.d/"
+    )
     parser.add_argument("--en-module", default="engKJV2006eb", help="English module name")
     parser.add_argument("--es-module", default="spaRV1909eb", help="Spanish module name")
     parser.add_argument("--output", type=Path, default=RESOURCES / "kjv_rv1909.tsv.gz", help="corpus file to write")
@@ -36,7 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    build = build_corpus(args.sword_root, args.en_module, args.es_module, args.validation_size, args.test_size, args.seed)
+    build = build_corpus(
+        args.sword_root, args.en_module, args.es_module, args.validation_size, args.test_size, args.seed
+    )
     write_corpus_tsv(build.pairs, args.output)
     command = shlex.join(["python", "scripts/build_corpus.py", *(sys.argv[1:] if argv is None else argv)])
     args.license_file.write_text(provenance_note(build, args.output.name, command), encoding="utf-8")

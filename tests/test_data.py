@@ -126,7 +126,8 @@ def test_reverse_direction_swaps_the_columns(corpus):
 def test_max_words_filters_training_only_unless_asked(corpus):
     filtered = load_bible_corpus(max_words=20)
     assert 0 < len(filtered["train"]) < len(corpus["train"])
-    assert all(len(s.split()) <= 20 and len(t.split()) <= 20 for s, t in zip(filtered["train"]["source"], filtered["train"]["target"]))
+    kept = zip(filtered["train"]["source"], filtered["train"]["target"])
+    assert all(len(source.split()) <= 20 and len(target.split()) <= 20 for source, target in kept)
     assert len(filtered["test"]) == len(corpus["test"])
     assert len(load_bible_corpus(max_words=20, filter_eval_splits=True)["test"]) < len(corpus["test"])
 
@@ -175,8 +176,8 @@ def test_versification_table_matches_the_kjv_canon():
         ("the \\nd <w>LORD</w> hath", "the LORD hath"),
         ('<w lemma="x">shall be give</w>n.', "shall be given."),
         ('<w lemma="x">y tráeme</w><transChange type="added">lo</transChange>, y', "y tráemelo, y"),
-        ('<w>salen los reyes</w><transChange type="added">á la guerra</transChange>, que', "salen los reyes á la guerra, que"),
-        ('<w>cual Josué</w><transChange type="added">los</transChange><w>circuncidó</w>', "cual Josué los circuncidó"),
+        ('<w>los reyes</w><transChange type="added">á la guerra</transChange>, que', "los reyes á la guerra, que"),
+        ('<w>y Josué</w><transChange type="added">los</transChange><w>circuncidó</w>', "y Josué los circuncidó"),
         ("¿<w>Quién</w> es?", "¿Quién es?"),
     ],
 )
@@ -312,7 +313,8 @@ def test_split_mapping_and_carved_splits(tmp_path):
     assert {split: len(carved[split]) for split in carved} == {"train": 32, "validation": 4, "test": 4}
     everything = sorted(pair for split in carved for pair in pairs(carved, split))
     assert everything == sorted((f"s{i}", f"t{i}") for i in range(40))
-    assert list(load_parallel_data(train, validation_size=4, test_size=0.1, seed=3)["test"]["id"]) == list(carved["test"]["id"])
+    again = load_parallel_data(train, validation_size=4, test_size=0.1, seed=3)
+    assert list(again["test"]["id"]) == list(carved["test"]["id"])
     assert all(len(s.split()) <= 1 for s in load_parallel_data(train, max_words=1, **NO_SPLITS)["train"]["source"])
 
 
