@@ -37,10 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import BIBLE_COLUMNS, SPLITS
+
 logger = logging.getLogger(__name__)
 
-TSV_COLUMNS = ("id", "book", "chapter", "verse", "split", "en", "es")
-SPLIT_NAMES = ("train", "validation", "test")
 
 # (USFM book code, English name, verses per chapter), KJV versification. Transcribed from
 # SWORD's canon.h (libsword-dev 1.9.0); the reader checks it against each module's index size.
@@ -724,7 +724,7 @@ def with_splits(pairs: Sequence[VersePair], validation_size: int, test_size: int
 
 def write_corpus_tsv(pairs: Sequence[VersePair], path: Path) -> None:
     """Write the corpus as gzipped TSV with a header; byte-identical across rebuilds."""
-    lines = ["\t".join(TSV_COLUMNS)]
+    lines = ["\t".join(BIBLE_COLUMNS)]
     for pair in pairs:
         if any(ch in pair.en + pair.es for ch in "\t\n\r"):
             raise ValueError(f"{pair.id}: verse text contains a tab or newline.")
@@ -779,7 +779,7 @@ def build_corpus(
 def corpus_statistics(pairs: Sequence[VersePair]) -> dict[str, float]:
     """Pair counts per split and words per verse (whitespace tokens) on each side."""
     stats: dict[str, float] = {"pairs": len(pairs)}
-    stats.update({f"pairs_{split}": sum(1 for p in pairs if p.split == split) for split in SPLIT_NAMES})
+    stats.update({f"pairs_{split}": sum(1 for p in pairs if p.split == split) for split in SPLITS})
     for side in ("en", "es"):
         lengths = [len(getattr(p, side).split()) for p in pairs]
         stats[f"mean_words_{side}"] = round(sum(lengths) / len(lengths), 1)
@@ -840,7 +840,7 @@ Both modules are the eBible.org editions packaged by the CrossWire/Debian teams
    then test, until each holds about 1,000 pairs; the rest is training data.
 
 ## Contents
-Gzipped UTF-8 TSV with a header; columns `{", ".join(TSV_COLUMNS)}`. `id` is
+Gzipped UTF-8 TSV with a header; columns `{", ".join(BIBLE_COLUMNS)}`. `id` is
 `BOOK.chapter.verse` with USFM book codes; `split` is train, validation or test.
 
 | pairs | train | validation | test | mean / max words en | mean / max words es |

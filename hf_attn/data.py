@@ -63,16 +63,12 @@ def load_bible_corpus(
         raise ValueError(
             f"source_lang and target_lang must be 'en' and 'es' in some order, got {source_lang!r}, {target_lang!r}."
         )
-    source_column, target_column = BIBLE_COLUMNS.index(source_lang), BIBLE_COLUMNS.index(target_lang)
+    fields = {"id": "id", "book": "book", "chapter": "chapter", "verse": "verse"}
+    fields.update(source=source_lang, target=target_lang)
     columns: dict[str, dict[str, list]] = {split: {name: [] for name in _BIBLE_FEATURES} for split in SPLITS}
-    for row in _read_bible_rows(BIBLE_CORPUS_PATH):
-        split = columns[row[4]]
-        split["id"].append(row[0])
-        split["book"].append(row[1])
-        split["chapter"].append(int(row[2]))
-        split["verse"].append(int(row[3]))
-        split["source"].append(row[source_column])
-        split["target"].append(row[target_column])
+    for record in _read_bible_rows(BIBLE_CORPUS_PATH):
+        for name, field in fields.items():
+            columns[record["split"]][name].append(record[field])
     corpus = datasets.DatasetDict(
         {split: datasets.Dataset.from_dict(columns[split], features=_BIBLE_FEATURES) for split in SPLITS}
     )
@@ -80,7 +76,7 @@ def load_bible_corpus(
 
 
 @functools.lru_cache(maxsize=2)
-def _read_bible_rows(path: Path) -> tuple[tuple[str, ...], ...]:
+def _read_bible_rows(path: Path) -> tuple[dict[str, str | int], ...]:
     """Rows of the shipped corpus file, checked; cached since several callers load it per run."""
     with gzip.open(path, "rt", encoding="utf-8", newline="\n") as handle:
         lines = handle.read().split("\n")
@@ -90,10 +86,12 @@ def _read_bible_rows(path: Path) -> tuple[tuple[str, ...], ...]:
         raise ValueError(f"{path}: expected the header {' '.join(BIBLE_COLUMNS)}; the corpus file is damaged.")
     rows = []
     for number, line in enumerate(lines[1:], start=2):
-        row = tuple(line.split("\t"))
-        if len(row) != len(BIBLE_COLUMNS) or row[4] not in SPLITS or not row[5] or not row[6]:
+        values = line.split("\t")
+        record: dict[str, str | int] = dict(zip(BIBLE_COLUMNS, values))
+        if len(values) != len(BIBLE_COLUMNS) or record["split"] not in SPLITS or not record["en"] or not record["es"]:
             raise ValueError(f"{path}, line {number}: malformed corpus row; the corpus file is damaged.")
-        rows.append(row)
+        record["chapter"], record["verse"] = int(record["chapter"]), int(record["verse"])
+        rows.append(record)
     return tuple(rows)
 
 
