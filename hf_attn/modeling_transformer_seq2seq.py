@@ -123,12 +123,14 @@ class TransformerSeq2SeqAttention(nn.Module):
         self.is_cross_attention = is_cross_attention
         self.is_causal = is_causal
         self.layer_idx = layer_idx
+        # Projections are plain matrices W^Q, W^K, W^V, W^O as in the paper: a key bias would
+        # add the same q·b to every score of a query, so it could never receive a gradient.
         if is_cross_attention:
-            self.q_proj = nn.Linear(config.d_model, config.d_model)
-            self.kv_proj = nn.Linear(config.d_model, 2 * config.d_model)
+            self.q_proj = nn.Linear(config.d_model, config.d_model, bias=False)
+            self.kv_proj = nn.Linear(config.d_model, 2 * config.d_model, bias=False)
         else:
-            self.qkv_proj = nn.Linear(config.d_model, 3 * config.d_model)
-        self.out_proj = nn.Linear(config.d_model, config.d_model)
+            self.qkv_proj = nn.Linear(config.d_model, 3 * config.d_model, bias=False)
+        self.out_proj = nn.Linear(config.d_model, config.d_model, bias=False)
 
     def _split_heads(self, projected: torch.Tensor, parts: int) -> tuple[torch.Tensor, ...]:
         """(batch, length, parts * d_model) -> `parts` tensors of (batch, heads, length, head_dim)."""
