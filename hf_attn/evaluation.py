@@ -81,6 +81,15 @@ def _generated_length(tokens: torch.Tensor, eos_ids: torch.Tensor, pad_id: int |
     return len(tokens) if pad_id is None else int((tokens != pad_id).sum())
 
 
+def _position_limit(model: PreTrainedModel) -> int | None:
+    """Longest sequence a model with a position table can take (``max_position_embeddings``), else None.
+
+    Sources beyond it are truncated and generation stops there, instead of failing on one
+    long verse in the middle of an evaluation.
+    """
+    return getattr(model.config, "max_position_embeddings", None)
+
+
 @dataclass
 class _Translations:
     hypotheses: list[str]
@@ -106,7 +115,9 @@ def _translate(
         raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
     sources = list(sources)
     run_device = _resolve_device(model, device)
-    lengths = [len(ids) for ids in tokenizer(sources)["input_ids"]] if sources else []
+    position_limit = _position_limit(model)
+    truncation = {"truncation": True, "max_length": position_limit} if position_limit else {}
+    lengths = [len(ids) for ids in tokenizer(sources, **truncation)["input_ids"]] if sources else []
     # Longest first: a batch that does not fit in memory fails at once, not at the end.
     order = sorted(range(len(sources)), key=lambda i: -lengths[i])
     hypotheses: list[str] = [""] * len(sources)
@@ -117,8 +128,13 @@ def _translate(
     ) as bar:
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
-            encoded = tokenizer([sources[i] for i in batch], padding=True, return_tensors="pt").to(run_device)
+            encoded = tokenizer(
+                [sources[i] for i in batch], padding=True, return_tensors="pt", **truncation
+            ).to(run_device)
             limits = [default_max_new_tokens(lengths[i]) if max_new_tokens is None else max_new_tokens for i in batch]
+            if position_limit:
+                # The decoder start token takes position 0.
+                limits = [min(limit, position_limit - 1) for limit in limits]
             began = time.perf_counter()
             sequences = model.generate(
                 input_ids=encoded["input_ids"],
