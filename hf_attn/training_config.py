@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,21 @@ from .config_validation import (
 )
 
 MODEL_TYPES = ("transformer_seq2seq", "rnn_seq2seq")
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML loader that also reads exponent floats without a dot (``1e-9``) as numbers, as JSON does."""
+
+
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def _load_yaml(text: str):
+    return yaml.load(text, Loader=_ConfigLoader)
 MIXED_PRECISION = ("no", "fp16", "bf16")
 TRACKERS = (None, "tensorboard")
 PRESETS_DIR = Path(__file__).parent / "configs"
@@ -43,6 +59,8 @@ class TrainingConfig:
     max_source_tokens: int = 128
     max_target_tokens: int = 128
     max_tokens: int = 2048
+    min_batch_size: int = 1
+    max_train_examples: int | None = None
     gradient_accumulation_steps: int = 1
     learning_rate: float = 7e-4
     warmup_steps: int = 1000
@@ -75,6 +93,7 @@ class TrainingConfig:
             "max_source_tokens",
             "max_target_tokens",
             "max_tokens",
+            "min_batch_size",
             "gradient_accumulation_steps",
             "num_epochs",
             "eval_every",
@@ -87,7 +106,7 @@ class TrainingConfig:
             require_positive_int(name, getattr(self, name))
         require_non_negative_int("warmup_steps", self.warmup_steps)
         require_non_negative_int("seed", self.seed)
-        for name in ("max_steps", "early_stopping_patience"):
+        for name in ("max_steps", "early_stopping_patience", "max_train_examples"):
             if getattr(self, name) is not None:
                 require_positive_int(name, getattr(self, name))
         for name in ("learning_rate", "adam_epsilon", "max_grad_norm"):
@@ -138,7 +157,7 @@ def parse_override(assignment: str) -> tuple[str, Any]:
     key, separator, raw_value = assignment.partition("=")
     if not separator or not key:
         raise ValueError(f"Override {assignment!r} must look like key=value (e.g. max_steps=100 or model.d_model=256).")
-    return key, yaml.safe_load(raw_value)
+    return key, _load_yaml(raw_value)
 
 
 def apply_overrides(values: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
@@ -156,7 +175,7 @@ def apply_overrides(values: dict[str, Any], assignments: list[str]) -> dict[str,
 def load_training_config(path: str | Path, assignments: list[str] | None = None) -> TrainingConfig:
     """A preset or config file with command-line ``key=value`` overrides applied."""
     resolved = resolve_config_path(path)
-    values = yaml.safe_load(resolved.read_text(encoding="utf-8")) or {}
+    values = _load_yaml(resolved.read_text(encoding="utf-8")) or {}
     if not isinstance(values, dict):
         raise ValueError(f"{resolved} must contain a mapping of config keys, got {type(values).__name__}.")
     return TrainingConfig.from_dict(apply_overrides(values, assignments or []))

@@ -60,3 +60,10 @@ def test_unknown_keys_and_missing_files_are_clear_errors(tmp_path):
     bad.write_text("- just\n- a list\n")
     with pytest.raises(ValueError, match="mapping"):
         load_training_config(bad)
+
+
+def test_exponent_floats_read_as_numbers_like_json(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("adam_epsilon: 1e-09\nlearning_rate: 5e-4\n")
+    config = load_training_config(path, ["max_grad_norm=2e0"])
+    assert (config.adam_epsilon, config.learning_rate, config.max_grad_norm) == (1e-9, 5e-4, 2.0)
