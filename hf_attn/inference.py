@@ -1,0 +1,35 @@
+"""Loading a saved hf_attn model folder for translation, with errors that say what is missing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from .tokenization import check_tokenizer_matches_config
+
+
+def load_model_and_tokenizer(
+    model_dir: str | Path, device: str | torch.device | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Model (in eval mode) and tokenizer from one ``save_pretrained`` folder.
+
+    A local folder is checked first so that a typo or an incomplete copy fails with the
+    name of the missing file rather than a Hub lookup error.
+    """
+    path = Path(model_dir)
+    if path.exists():
+        if not path.is_dir():
+            raise NotADirectoryError(f"{path} is a file; expected a model folder written by save_pretrained.")
+        missing = [name for name in ("config.json", "tokenizer.json") if not (path / name).is_file()]
+        if not list(path.glob("*.safetensors")):
+            missing.append("model.safetensors")
+        if missing:
+            raise FileNotFoundError(f"{path} is not a complete hf_attn model folder: missing {', '.join(missing)}.")
+    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    check_tokenizer_matches_config(tokenizer, model.config)
+    if device is not None:
+        model.to(device)
+    return model.eval(), tokenizer

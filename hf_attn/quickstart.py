@@ -1,0 +1,115 @@
+"""The main job: train a Transformer and an RNN+attention model on the bundled corpus and compare them.
+
+Both models share one tokenizer, the same batches and the same time budget (the presets in
+``hf_attn/configs``), so the comparison is fair by construction. The output folder holds
+both trained models (each loadable with ``AutoModelForSeq2SeqLM.from_pretrained``), the
+tokenizer, per-model learning curves and test metrics, and ``results.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from .checkpointing import atomic_directory, atomic_write_json
+from .data import load_bible_corpus
+from .evaluation import evaluate_model
+from .inference import load_model_and_tokenizer
+from .tokenization import load_tokenizer, train_bpe_tokenizer
+from .training import train
+from .training_config import load_training_config
+
+logger = logging.getLogger(__name__)
+
+MODELS = {"transformer": "transformer_small", "rnn": "rnn_small"}
+QUICK_OVERRIDES = ["max_minutes=1", "eval_every=40", "eval_examples=40", "save_every=40"]
+QUICK_TEST_EXAMPLES = 100
+NUM_SAMPLES = 3
+
+
+def shared_tokenizer_dir(output_dir: Path, vocab_size: int) -> Path:
+    """Train the joint BPE tokenizer once on the training split (reused when the job is re-run)."""
+    tokenizer_dir = output_dir / "tokenizer"
+    if not tokenizer_dir.is_dir():
+        tokenizer = train_bpe_tokenizer(load_bible_corpus(), vocab_size=vocab_size)
+        atomic_directory(tokenizer_dir, tokenizer.save_pretrained)
+    return tokenizer_dir
+
+
+def run_quickstart(
+    output_dir: str | Path,
+    quick: bool = False,
+    minutes_per_model: float | None = None,
+    test_examples: int | None = None,
+) -> dict[str, Any]:
+    """Train, evaluate and compare both models; returns (and writes) the results report."""
+    output_dir = Path(output_dir)
+    started = time.perf_counter()
+    overrides = list(QUICK_OVERRIDES) if quick else []
+    if minutes_per_model is not None:
+        overrides.append(f"max_minutes={minutes_per_model}")
+    if test_examples is None and quick:
+        test_examples = QUICK_TEST_EXAMPLES
+    vocab_size = load_training_config(MODELS["transformer"]).vocab_size
+    tokenizer_dir = shared_tokenizer_dir(output_dir, vocab_size)
+    test_split = load_bible_corpus()["test"]
+    if test_examples is not None:
+        test_split = test_split.select(range(min(test_examples, len(test_split))))
+
+    report: dict[str, Any] = {"output_dir": str(output_dir), "quick": quick, "models": {}}
+    hypotheses: dict[str, list[str]] = {}
+    for name, preset in MODELS.items():
+        run_dir = output_dir / name
+        config = load_training_config(
+            preset, [*overrides, f"output_dir={run_dir}", f"tokenizer={tokenizer_dir}"]
+        )
+        logger.info("Training the %s (%s) into %s", name, preset, run_dir)
+        summary = train(config)
+        model, tokenizer = load_model_and_tokenizer(summary.best_model_dir)
+        metrics = evaluate_model(model, tokenizer, test_split, output_dir=run_dir / "test", num_beams=4)
+        hypotheses[name] = (run_dir / "test" / "hypotheses.txt").read_text(encoding="utf-8").splitlines()
+        report["models"][name] = {"preset": preset, "training": summary.__dict__, "test": metrics}
+
+    picks = sorted({0, len(test_split) // 2, len(test_split) - 1})[:NUM_SAMPLES]
+    report["samples"] = [
+        {
+            "id": test_split[i]["id"],
+            "source": test_split[i]["source"],
+            "reference": test_split[i]["target"],
+            **{name: hypotheses[name][i] for name in MODELS},
+        }
+        for i in picks
+    ]
+    report["tokenizer"] = {"path": str(tokenizer_dir), "vocab_size": len(load_tokenizer(tokenizer_dir))}
+    report["wall_seconds"] = round(time.perf_counter() - started, 1)
+    atomic_write_json(output_dir / "results.json", report)
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A plain-text results table and the sample translations."""
+    lines = [
+        f"{'model':<12} {'params':>10} {'steps':>6} {'train min':>9} {'tgt tok/s':>9} "
+        f"{'peak MB':>8} {'dev BLEU':>8} {'test BLEU':>9} {'test chrF':>9}"
+    ]
+    for name, result in report["models"].items():
+        training, test = result["training"], result["test"]
+        dev_bleu = training["best_dev_bleu"]
+        lines.append(
+            f"{name:<12} {training['num_parameters']:>10,} {training['steps']:>6} "
+            f"{training['train_seconds'] / 60:>9.1f} {training['target_tokens_per_second']:>9.0f} "
+            f"{training['peak_memory_mb']:>8.0f} {dev_bleu if dev_bleu is not None else float('nan'):>8.2f} "
+            f"{test['bleu']:>9.2f} {test['chrf']:>9.2f}"
+        )
+    first = next(iter(report["models"].values()))["test"]
+    lines.append(f"sacrebleu: {first['bleu_signature']} | {first['chrf_signature']}")
+    for sample in report["samples"]:
+        lines.append("")
+        lines.append(f"[{sample['id']}] EN:  {sample['source']}")
+        lines.append(f"{'reference':>12}: {sample['reference']}")
+        lines.extend(f"{name:>12}: {sample[name]}" for name in report["models"])
+    lines.append("")
+    lines.append(f"Everything is in {report['output_dir']} ({report['wall_seconds'] / 60:.1f} minutes).")
+    return "\n".join(lines)

@@ -1,0 +1,485 @@
+"""The accelerate training loop shared by both models.
+
+One loop trains either model from a :class:`~hf_attn.training_config.TrainingConfig` on one
+CPU, one GPU or many processes (``accelerate launch`` / ``torchrun``). Its guarantees:
+
+* **Same result on N processes as on one.** Every process plans the same global
+  token-count batches and takes its share of each; the loss of an optimizer step is the
+  sum over its target tokens divided by the step's *global* token count, so gradients do
+  not depend on how the tokens were split across processes or accumulation micro-batches.
+* **Exact resume.** Checkpoints (model, optimizer, schedule, RNG states, progress
+  including the position inside the epoch) are written atomically every ``save_every``
+  steps; a run killed at any point and restarted continues from the last checkpoint and
+  ends with the same weights as an uninterrupted run.
+* **The best model is always loadable.** After each dev evaluation that improves dev
+  BLEU, ``output_dir/best`` is replaced atomically with a ``save_pretrained`` folder
+  (model, tokenizer, generation config), ready for ``AutoModelForSeq2SeqLM``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import os
+import resource
+import shutil
+import time
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate.utils import broadcast_object_list, set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import (
+    AutoConfig,
+    AutoModelForSeq2SeqLM,
+    DataCollatorForSeq2Seq,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+    get_inverse_sqrt_schedule,
+)
+
+from .batching import TokenBatchSampler
+from .checkpointing import (
+    atomic_directory,
+    atomic_write_json,
+    checkpoint_dir,
+    latest_checkpoint,
+    mark_latest,
+    prune_checkpoints,
+)
+from .data import load_bible_corpus, load_parallel_data
+from .evaluation import corpus_scores, translate
+from .plotting import plot_learning_curves
+from .tokenization import check_tokenizer_matches_config, load_tokenizer, train_bpe_tokenizer
+from .training_config import TrainingConfig
+
+logger = logging.getLogger(__name__)
+
+TOKENIZER_DIR = "tokenizer"
+BEST_MODEL_DIR = "best"
+CHECKPOINTS_DIR = "checkpoints"
+
+
+@dataclass
+class TrainingProgress:
+    """Everything about a run's position that resume must restore (saved with each checkpoint)."""
+
+    step: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0
+    train_seconds: float = 0.0
+    source_tokens: int = 0
+    target_tokens: int = 0
+    best_bleu: float | None = None
+    best_step: int | None = None
+    evals_without_improvement: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def state_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
+
+@dataclass
+class TrainingSummary:
+    """What a finished run reports (also written to ``output_dir/summary.json``)."""
+
+    output_dir: str
+    best_model_dir: str
+    model_type: str
+    num_parameters: int
+    steps: int
+    epochs_completed: int
+    stopped_because: str
+    train_seconds: float
+    target_tokens: int
+    source_tokens: int
+    target_tokens_per_second: float
+    source_tokens_per_second: float
+    peak_memory_mb: float
+    best_dev_bleu: float | None
+    best_step: int | None
+    num_processes: int
+    device: str
+    mixed_precision: str
+
+
+def load_corpus(config: TrainingConfig) -> datasets.DatasetDict:
+    """The bundled Bible corpus, or the user's data named by ``config.data``."""
+    return load_bible_corpus() if config.data is None else load_parallel_data(config.data)
+
+
+def prepare_tokenizer(
+    config: TrainingConfig, corpus: datasets.DatasetDict, accelerator: Accelerator
+) -> PreTrainedTokenizerFast:
+    """The configured tokenizer, the one this run trained before (resume), or a new BPE on the train split."""
+    if config.tokenizer is not None:
+        return load_tokenizer(config.tokenizer)
+    tokenizer_dir = Path(config.output_dir) / TOKENIZER_DIR
+    if accelerator.is_main_process and not tokenizer_dir.is_dir():
+        tokenizer = train_bpe_tokenizer(corpus, vocab_size=config.vocab_size)
+        atomic_directory(tokenizer_dir, tokenizer.save_pretrained)
+        logger.info("Trained a %d-token BPE tokenizer on the training split", len(tokenizer))
+    accelerator.wait_for_everyone()
+    return load_tokenizer(tokenizer_dir)
+
+
+def build_model(config: TrainingConfig, tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
+    """A freshly initialised model whose vocabulary and special ids come from the tokenizer."""
+    from_tokenizer = {
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "decoder_start_token_id": tokenizer.bos_token_id,
+    }
+    model_config = AutoConfig.for_model(config.model_type, **{**from_tokenizer, **config.model})
+    check_tokenizer_matches_config(tokenizer, model_config)
+    return AutoModelForSeq2SeqLM.from_config(model_config)
+
+
+def tokenize_split(
+    split: datasets.Dataset, tokenizer: PreTrainedTokenizerFast, config: TrainingConfig
+) -> datasets.Dataset:
+    """input_ids/labels for every pair, dropping pairs longer than the configured token limits."""
+
+    def encode(batch: dict[str, list[str]]) -> dict[str, list[list[int]]]:
+        encoded = tokenizer(batch["source"], text_target=batch["target"])
+        return {"input_ids": encoded["input_ids"], "labels": encoded["labels"]}
+
+    tokenized = split.map(encode, batched=True, remove_columns=split.column_names, desc="Tokenizing")
+    return tokenized.filter(
+        lambda example: len(example["input_ids"]) <= config.max_source_tokens
+        and len(example["labels"]) <= config.max_target_tokens,
+        desc="Filtering long pairs",
+    )
+
+
+def example_lengths(tokenized: datasets.Dataset) -> list[int]:
+    """Padded length each example adds to a batch: its longer side."""
+    return [max(len(s), len(t)) for s, t in zip(tokenized["input_ids"], tokenized["labels"])]
+
+
+def has_accelerator() -> bool:
+    """Whether a GPU-like device exists; without one, accelerate must be told to run (multi-)CPU.
+
+    Under ``torchrun`` on a CPU-only machine, accelerate otherwise does not set up the gloo
+    process group and each process silently trains alone.
+    """
+    return torch.cuda.is_available() or torch.backends.mps.is_available()
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class TrainingRun:
+    """One training run: builds everything from the config, then :meth:`run` trains it."""
+
+    def __init__(self, config: TrainingConfig) -> None:
+        self.config = config
+        self.output_dir = Path(config.output_dir)
+        self.accelerator = Accelerator(
+            cpu=config.cpu or not has_accelerator(),
+            mixed_precision=config.mixed_precision,
+            log_with=config.log_with,
+            project_dir=str(self.output_dir),
+            # Batches are global and split across processes, so the schedule steps once per step.
+            dataloader_config=DataLoaderConfiguration(split_batches=True),
+        )
+        if config.mixed_precision == "fp16" and self.accelerator.device.type == "cpu":
+            logger.warning("fp16 is not available on CPU: accelerate runs this training in fp32.")
+        set_seed(config.seed)
+        if self.accelerator.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            config.save(self.output_dir / "training_config.json")
+
+        self.corpus = load_corpus(config)
+        if config.max_train_examples is not None:
+            train_split = self.corpus["train"]
+            self.corpus["train"] = train_split.select(range(min(config.max_train_examples, len(train_split))))
+        self.tokenizer = prepare_tokenizer(config, self.corpus, self.accelerator)
+        with self.accelerator.main_process_first():
+            self.train_data = tokenize_split(self.corpus["train"], self.tokenizer, config)
+            dev_split = self.corpus["validation"]
+            dev_split = dev_split.select(range(min(config.eval_examples, len(dev_split))))
+            self.dev_data = tokenize_split(dev_split, self.tokenizer, config)
+        if len(self.train_data) == 0:
+            raise ValueError("No training pair fits `max_source_tokens`/`max_target_tokens`; raise the limits.")
+        self.dev_sources = list(dev_split["source"])
+        self.dev_references = list(dev_split["target"])
+
+        self.sampler = TokenBatchSampler(
+            example_lengths(self.train_data),
+            config.max_tokens,
+            seed=config.seed,
+            rank=self.accelerator.process_index,
+            world_size=self.accelerator.num_processes,
+            min_batch_size=max(config.min_batch_size, self.accelerator.num_processes),
+        )
+        self.collator = DataCollatorForSeq2Seq(self.tokenizer, label_pad_token_id=-100, return_tensors="pt")
+        # A private generator keeps the DataLoader from drawing on the global RNG, which
+        # would make a resumed run's dropout masks differ from an uninterrupted run's.
+        self.loader = DataLoader(
+            self.train_data,
+            batch_sampler=self.sampler,
+            collate_fn=self.collator,
+            generator=torch.Generator().manual_seed(config.seed),
+        )
+
+        model = build_model(config, self.tokenizer)
+        self.num_parameters = sum(p.numel() for p in model.parameters())
+        optimizer = torch.optim.AdamW(
+            model.parameters(),
+            lr=config.learning_rate,
+            betas=(config.adam_beta1, config.adam_beta2),
+            eps=config.adam_epsilon,
+            weight_decay=config.weight_decay,
+        )
+        scheduler = get_inverse_sqrt_schedule(optimizer, num_warmup_steps=config.warmup_steps)
+        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+        self.progress = TrainingProgress()
+        self.accelerator.register_for_checkpointing(self.progress)
+        self.checkpoints_root = self.output_dir / CHECKPOINTS_DIR
+        if config.log_with:
+            self.accelerator.init_trackers(self.output_dir.name, config=_flat_config(config))
+
+    @property
+    def unwrapped_model(self) -> PreTrainedModel:
+        return self.accelerator.unwrap_model(self.model)
+
+    def resume_if_possible(self) -> bool:
+        """Load the latest complete checkpoint of this output directory, if there is one."""
+        checkpoint = latest_checkpoint(self.checkpoints_root)
+        if checkpoint is None:
+            return False
+        self.accelerator.load_state(str(checkpoint))
+        logger.info("Resumed from %s at step %d (epoch %d)", checkpoint, self.progress.step, self.progress.epoch)
+        return True
+
+    def run(self) -> TrainingSummary:
+        config, progress = self.config, self.progress
+        bar = tqdm(
+            total=config.max_steps,
+            initial=progress.step,
+            desc=f"train {config.model_type}",
+            disable=not self.accelerator.is_local_main_process,
+        )
+        stopped_because = self._stop_reason()
+        while stopped_because is None and progress.epoch < config.num_epochs:
+            self.sampler.set_epoch(progress.epoch, skip_batches=progress.batches_in_epoch)
+            batches = iter(self.loader)
+            while stopped_because is None and (window := list(islice(batches, config.gradient_accumulation_steps))):
+                started = time.perf_counter()
+                train_loss, source_tokens, target_tokens = self._optimizer_step(window)
+                progress.train_seconds += time.perf_counter() - started
+                progress.step += 1
+                progress.batches_in_epoch += len(window)
+                progress.source_tokens += source_tokens
+                progress.target_tokens += target_tokens
+                bar.update(1)
+                bar.set_postfix(loss=f"{train_loss:.3f}")
+                if progress.step % config.log_every == 0:
+                    self._record({"train_loss": train_loss, "learning_rate": self.scheduler.get_last_lr()[0]})
+                if progress.step % config.eval_every == 0:
+                    self._evaluate()
+                if progress.step % config.save_every == 0:
+                    self._save_checkpoint()
+                stopped_because = self._stop_reason()
+            if stopped_because is None:
+                progress.epoch += 1
+                progress.batches_in_epoch = 0
+        bar.close()
+        stopped_because = stopped_because or "num_epochs"
+        if not progress.history or progress.history[-1].get("step") != progress.step or "dev_bleu" not in progress.history[-1]:
+            self._evaluate()
+        self._save_checkpoint()
+        return self._finish(stopped_because)
+
+    def _optimizer_step(self, window: list[dict[str, torch.Tensor]]) -> tuple[float, int, int]:
+        """Forward/backward over the micro-batches of one step, then one optimizer update."""
+        accelerator, model = self.accelerator, self.model
+        device = accelerator.device
+        local_counts = torch.tensor(
+            [sum(int(b["attention_mask"].sum()) for b in window), sum(int((b["labels"] != -100).sum()) for b in window)],
+            device=device,
+        )
+        source_tokens, target_tokens = (int(n) for n in accelerator.reduce(local_counts, reduction="sum"))
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        for index, batch in enumerate(window):
+            batch = {name: tensor.to(device) for name, tensor in batch.items()}
+            is_last = index == len(window) - 1
+            with contextlib.nullcontext() if is_last else accelerator.no_sync(model):
+                loss = model(**batch, num_items_in_batch=target_tokens).loss
+                # DDP averages gradients over processes; the loss is already a global mean.
+                accelerator.backward(loss * accelerator.num_processes)
+            loss_sum += loss.detach()
+        accelerator.clip_grad_norm_(model.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        train_loss = float(accelerator.reduce(loss_sum, reduction="sum"))
+        return train_loss, source_tokens, target_tokens
+
+    def _record(self, values: dict[str, Any]) -> None:
+        progress = self.progress
+        row = {"step": progress.step, "epoch": progress.epoch, "seconds": round(progress.train_seconds, 3), **values}
+        if progress.history and progress.history[-1]["step"] == progress.step:
+            progress.history[-1].update(row)
+        else:
+            progress.history.append(row)
+        if self.config.log_with:
+            self.accelerator.log(values, step=progress.step)
+
+    @torch.no_grad()
+    def _dev_loss(self, model: PreTrainedModel) -> float:
+        """Token-level cross-entropy (no smoothing) on the dev pairs that fit the length limits."""
+        model.eval()
+        total, count = 0.0, 0
+        for start in range(0, len(self.dev_data), 32):
+            batch = self.collator([self.dev_data[i] for i in range(start, min(start + 32, len(self.dev_data)))])
+            batch = {name: tensor.to(self.accelerator.device) for name, tensor in batch.items()}
+            logits = model(**batch).logits
+            total += float(torch.nn.functional.cross_entropy(
+                logits.flatten(0, 1).float(), batch["labels"].flatten(), ignore_index=-100, reduction="sum"
+            ))
+            count += int((batch["labels"] != -100).sum())
+        return total / max(count, 1)
+
+    def _evaluate(self) -> None:
+        """Dev loss and greedy BLEU on the main process; a BLEU improvement replaces ``best``."""
+        improved = None
+        if self.accelerator.is_main_process:
+            model = self.unwrapped_model
+            started = time.perf_counter()
+            dev_loss = self._dev_loss(model)
+            hypotheses = translate(model, self.tokenizer, self.dev_sources, num_beams=self.config.eval_num_beams)
+            scores = corpus_scores(hypotheses, self.dev_references)
+            progress = self.progress
+            improved = progress.best_bleu is None or scores["bleu"] > progress.best_bleu
+            if improved:
+                progress.best_bleu, progress.best_step = scores["bleu"], progress.step
+                progress.evals_without_improvement = 0
+                self._save_best(model)
+            else:
+                progress.evals_without_improvement += 1
+            self._record(
+                {
+                    "dev_loss": dev_loss,
+                    "dev_perplexity": math.exp(min(dev_loss, 50.0)),
+                    "dev_bleu": scores["bleu"],
+                    "dev_chrf": scores["chrf"],
+                    "eval_seconds": round(time.perf_counter() - started, 3),
+                }
+            )
+            atomic_write_json(self.output_dir / "history.json", progress.history)
+            logger.info("step %d: dev loss %.3f, dev BLEU %.2f", progress.step, dev_loss, scores["bleu"])
+        # Every process must agree on the early-stopping state it will checkpoint.
+        shared = broadcast_object_list([self.progress.state_dict()])
+        self.progress.load_state_dict(shared[0])
+
+    def _save_best(self, model: PreTrainedModel) -> None:
+        def write(directory: Path) -> None:
+            model.save_pretrained(directory)
+            self.tokenizer.save_pretrained(directory)
+            atomic_write_json(
+                directory / "training_state.json",
+                {"step": self.progress.step, "dev_bleu": self.progress.best_bleu, "training_config": self.config.to_dict()},
+            )
+
+        atomic_directory(self.output_dir / BEST_MODEL_DIR, write)
+
+    def _save_checkpoint(self) -> None:
+        """Write accelerate's full state to a staging directory, then rename it into place."""
+        accelerator = self.accelerator
+        final = checkpoint_dir(self.checkpoints_root, self.progress.step)
+        staging = final.with_name(f".{final.name}.tmp")
+        if accelerator.is_main_process:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(staging))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(staging, final)
+            mark_latest(self.checkpoints_root, final)
+            prune_checkpoints(self.checkpoints_root, self.config.keep_checkpoints)
+        accelerator.wait_for_everyone()
+
+    def _stop_reason(self) -> str | None:
+        """Why training should stop now (the same answer on every process), or None."""
+        config, progress = self.config, self.progress
+        reason = None
+        if config.max_steps is not None and progress.step >= config.max_steps:
+            reason = "max_steps"
+        elif config.max_minutes is not None and progress.train_seconds >= 60 * config.max_minutes:
+            reason = "max_minutes"
+        elif (
+            config.early_stopping_patience is not None
+            and progress.evals_without_improvement >= config.early_stopping_patience
+        ):
+            reason = "early_stopping"
+        return broadcast_object_list([reason])[0]
+
+    def _finish(self, stopped_because: str) -> TrainingSummary:
+        progress, accelerator = self.progress, self.accelerator
+        seconds = max(progress.train_seconds, 1e-9)
+        summary = TrainingSummary(
+            output_dir=str(self.output_dir),
+            best_model_dir=str(self.output_dir / BEST_MODEL_DIR),
+            model_type=self.config.model_type,
+            num_parameters=self.num_parameters,
+            steps=progress.step,
+            epochs_completed=progress.epoch,
+            stopped_because=stopped_because,
+            train_seconds=round(progress.train_seconds, 3),
+            target_tokens=progress.target_tokens,
+            source_tokens=progress.source_tokens,
+            target_tokens_per_second=round(progress.target_tokens / seconds, 1),
+            source_tokens_per_second=round(progress.source_tokens / seconds, 1),
+            peak_memory_mb=round(peak_memory_mb(accelerator.device), 1),
+            best_dev_bleu=progress.best_bleu,
+            best_step=progress.best_step,
+            num_processes=accelerator.num_processes,
+            device=str(accelerator.device),
+            mixed_precision=self.config.mixed_precision,
+        )
+        if accelerator.is_main_process:
+            atomic_write_json(self.output_dir / "history.json", progress.history)
+            atomic_write_json(self.output_dir / "summary.json", dataclasses.asdict(summary))
+            plot_learning_curves(progress.history, self.output_dir / "learning_curve.png")
+        if self.config.log_with:
+            accelerator.end_training()
+        accelerator.wait_for_everyone()
+        return summary
+
+
+def _flat_config(config: TrainingConfig) -> dict[str, Any]:
+    """Trackers take flat scalar hyper-parameters."""
+    flat = {k: v for k, v in config.to_dict().items() if k != "model"}
+    flat.update({f"model.{k}": v for k, v in config.model.items()})
+    return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in flat.items()}
+
+
+def train(config: TrainingConfig, resume: bool = True) -> TrainingSummary:
+    """Train (or continue training) the model ``config`` describes; returns the run's summary."""
+    run = TrainingRun(config)
+    if resume:
+        run.resume_if_possible()
+    return run.run()
