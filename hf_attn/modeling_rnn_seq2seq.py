@@ -127,11 +127,12 @@ class RNNSeq2SeqCache(Cache):
             return hidden
         return hidden, self.cell.transpose(0, 1).contiguous()
 
-    def update(self, state: RecurrentState, attentional: torch.Tensor | None, new_tokens: int) -> None:
-        """Store the state after ``new_tokens`` more target tokens (state in ``nn.LSTM`` layout)."""
-        hidden, cell = state if isinstance(state, tuple) else (state, None)
-        self.hidden = hidden.transpose(0, 1)
-        self.cell = None if cell is None else cell.transpose(0, 1)
+    def update(
+        self, hidden: torch.Tensor, cell: torch.Tensor | None, attentional: torch.Tensor | None, new_tokens: int
+    ) -> None:
+        """Store the state (batch-first: (batch, layers, hidden_size)) after ``new_tokens`` more target tokens."""
+        self.hidden = hidden
+        self.cell = cell
         self.attentional = attentional
         self.seen_tokens += new_tokens
 
@@ -280,6 +281,11 @@ class RNNEncoder(nn.Module):
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
         batch_size, source_length = inputs_embeds.shape[:2]
+        if attention_mask is not None and attention_mask.shape != (batch_size, source_length):
+            raise ValueError(
+                f"`attention_mask` has shape {tuple(attention_mask.shape)} but the inputs are "
+                f"(batch, source_length) = {(batch_size, source_length)}."
+            )
         if attention_mask is None:
             lengths = torch.full((batch_size,), source_length, dtype=torch.long, device=inputs_embeds.device)
         else:
@@ -366,21 +372,65 @@ class RNNAttentionDecoder(nn.Module):
         Advances ``cache`` past the given target tokens.
         """
         embedded = self.embedding_dropout(inputs_embeds)
-        state = cache.recurrent_state()
-        if not self.config.input_feeding:
-            rnn_outputs, state = self.rnn(embedded, state)
-            attentional, weights = self._attend(rnn_outputs, cache, encoder_states, encoder_mask)
-            cache.update(state, None, embedded.shape[1])
-            return attentional, weights
+        if self.config.input_feeding:
+            return self._input_feeding_forward(embedded, encoder_states, encoder_mask, cache)
+        rnn_outputs, state = self.rnn(embedded, cache.recurrent_state())
+        attentional, weights = self._attend(rnn_outputs, cache, encoder_states, encoder_mask)
+        hidden, cell = state if isinstance(state, tuple) else (state, None)
+        cache.update(hidden.transpose(0, 1), None if cell is None else cell.transpose(0, 1), None, embedded.shape[1])
+        return attentional, weights
+
+    def _input_feeding_forward(
+        self,
+        embedded: torch.Tensor,
+        encoder_states: torch.Tensor,
+        encoder_mask: torch.Tensor | None,
+        cache: RNNSeq2SeqCache,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Step through time, feeding h̃_{t-1} back in (Luong 2015 §3.3).
+
+        The layers' parameters are those of ``self.rnn``, applied with the fused single-step
+        cell kernels (``torch.lstm_cell``/``torch.gru_cell``): cheaper per step than a
+        one-step ``nn.LSTM`` call. The embedding part of the first layer's input projection,
+        W_e y_{t-1} + b, does not depend on the previous step, so it is one matrix product
+        for all steps, passed to the cell as its (per-row) input bias.
+        """
+        rnn, is_lstm = self.rnn, self.config.rnn_type == "lstm"
+        cell_function = torch.lstm_cell if is_lstm else torch.gru_cell
+        parameters = [
+            [getattr(rnn, f"{kind}_l{layer}") for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            for layer in range(rnn.num_layers)
+        ]
+        first_input_weight = parameters[0][0]
+        embedding_gates = nn.functional.linear(
+            embedded, first_input_weight[:, : self.config.embedding_size], parameters[0][2]
+        )
+        parameters[0][0] = first_input_weight[:, self.config.embedding_size :]
+        hidden = list(cache.hidden.unbind(1))
+        cells = list(cache.cell.unbind(1)) if is_lstm else None
         previous = cache.attentional
         step_outputs, step_weights = [], []
-        for step_input in embedded.split(1, dim=1):
-            rnn_output, state = self.rnn(torch.cat([step_input, previous.unsqueeze(1)], dim=-1), state)
-            attentional, weights = self._attend(rnn_output, cache, encoder_states, encoder_mask)
+        for step_gates in embedding_gates.unbind(1):
+            layer_input = previous
+            for layer, (weight_ih, weight_hh, bias_ih, bias_hh) in enumerate(parameters):
+                if layer == 0:
+                    bias_ih = step_gates
+                else:
+                    layer_input = nn.functional.dropout(layer_input, rnn.dropout, self.training)
+                if is_lstm:
+                    hidden[layer], cells[layer] = cell_function(
+                        layer_input, (hidden[layer], cells[layer]), weight_ih, weight_hh, bias_ih, bias_hh
+                    )
+                else:
+                    hidden[layer] = cell_function(layer_input, hidden[layer], weight_ih, weight_hh, bias_ih, bias_hh)
+                layer_input = hidden[layer]
+            attentional, weights = self._attend(layer_input.unsqueeze(1), cache, encoder_states, encoder_mask)
             previous = attentional.squeeze(1)
             step_outputs.append(attentional)
             step_weights.append(weights)
-        cache.update(state, previous, embedded.shape[1])
+        cache.update(
+            torch.stack(hidden, dim=1), torch.stack(cells, dim=1) if is_lstm else None, previous, embedded.shape[1]
+        )
         weights = None if self.attention is None else torch.cat(step_weights, dim=1)
         return torch.cat(step_outputs, dim=1), weights
 
