@@ -22,6 +22,7 @@ from .modeling_transformer_seq2seq import (
     TransformerSeq2SeqModel,
     TransformerSeq2SeqPreTrainedModel,
 )
+from .pipelines import register_pipeline
 
 __version__ = "0.1.0"
 
@@ -38,6 +39,7 @@ def _register(config_class: type[PreTrainedConfig], base_model: type[PreTrainedM
 
 _register(RNNSeq2SeqConfig, RNNSeq2SeqModel, RNNSeq2SeqForConditionalGeneration)
 _register(TransformerSeq2SeqConfig, TransformerSeq2SeqModel, TransformerSeq2SeqForConditionalGeneration)
+register_pipeline()  # pipeline("hf-attn-translation", model=...)
 
 __all__ = [
     "RNNSeq2SeqCache",
