@@ -412,3 +412,12 @@ def test_attention_generalises_to_longer_sequences_than_no_attention():
             f"none={plain_longer:.3f} (none in-distribution: {in_distribution:.3f})"
         )
         assert longer >= plain_longer + 0.15
+
+
+@pytest.mark.parametrize("input_feeding", [False, True])
+def test_loads_in_bfloat16_and_generates(input_feeding, batch, tmp_path):
+    tiny_model(input_feeding=input_feeding).save_pretrained(tmp_path)
+    model = AutoModelForSeq2SeqLM.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    assert model.dtype == torch.bfloat16
+    generated = model.generate(input_ids=batch[0], attention_mask=batch[1], max_new_tokens=5, min_new_tokens=5, num_beams=2)
+    assert generated.shape == (3, 6)
