@@ -133,6 +133,69 @@ def _run_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_card(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "card",
+        help="Write a model card (README.md with Hub metadata) for a saved model.",
+        description="Write MODEL_DIR/README.md: Hub YAML metadata (languages, licence, tags, test BLEU/chrF as "
+        "model-index), architecture from the config, training data, budget and hardware, test metrics by sentence "
+        "length, sample translations, usage, plots and limitations.",
+    )
+    parser.add_argument("model_dir", help="a save_pretrained folder (model + tokenizer)")
+    parser.add_argument(
+        "--run-dir", help="the training run folder (default: MODEL_DIR's parent when it holds summary.json)"
+    )
+    parser.add_argument("--test-metrics", help="an evaluation's metrics.json (default: RUN_DIR/test/metrics.json)")
+    parser.add_argument("--repo-id", help="Hub repo id to name in the title and the usage snippets")
+    parser.set_defaults(handler=_run_card)
+
+
+def _run_card(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .cards import write_model_card
+
+    metrics = json.loads(Path(args.test_metrics).read_text(encoding="utf-8")) if args.test_metrics else None
+    try:
+        path = write_model_card(args.model_dir, run_dir=args.run_dir, test_metrics=metrics, repo_id=args.repo_id)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from err
+    print(path)
+    return 0
+
+
+def _add_push(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "push",
+        help="Upload a saved model folder to the Hugging Face Hub.",
+        description="Upload every file of MODEL_DIR (weights, config, tokenizer, remote code, card, plots) to the "
+        "Hub model repo REPO_ID in one commit, creating the repo if needed. Writes a model card first if the folder "
+        "has none. Uses the logged-in token or HF_TOKEN.",
+    )
+    parser.add_argument("model_dir", help="a save_pretrained folder (model + tokenizer)")
+    parser.add_argument("repo_id", help="owner/name on the Hub")
+    parser.add_argument("--private", action="store_true", help="create the repo private")
+    parser.add_argument("--message", help="commit message")
+    parser.add_argument("--run-dir", help="the training run folder, for the card (default: see `hf-attn card`)")
+    parser.set_defaults(handler=_run_push)
+
+
+def _run_push(args: argparse.Namespace) -> int:
+    from .cards import CARD_NAME, write_model_card
+    from .hub import check_model_folder, push_model_folder, validate_repo_id
+
+    try:
+        validate_repo_id(args.repo_id)
+        folder = check_model_folder(args.model_dir)
+        if not (folder / CARD_NAME).is_file():
+            write_model_card(folder, run_dir=args.run_dir, repo_id=args.repo_id)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from err
+    commit = push_model_folder(folder, args.repo_id, private=args.private, commit_message=args.message)
+    print(commit)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hf-attn",
@@ -140,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_quickstart, _add_train, _add_evaluate, _add_translate):
+    for add in (_add_quickstart, _add_train, _add_evaluate, _add_translate, _add_card, _add_push):
         add(subparsers)
     return parser
 

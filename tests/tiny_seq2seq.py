@@ -105,3 +105,39 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def train_tiny_run(model_type: str, output_dir: Path, test_examples: int = 6) -> Path:
+    """A real ``hf-attn train`` run folder (a few steps) plus its test evaluation, as quickstart leaves one.
+
+    Returns ``output_dir``, holding ``best/``, ``summary.json``, ``training_config.json``,
+    ``history.json``, ``learning_curve.png`` and ``test/metrics.json`` + ``test/hypotheses.txt``.
+    """
+    from hf_attn.evaluation import evaluate_model
+    from hf_attn.inference import load_model_and_tokenizer
+    from hf_attn.training import train
+    from hf_attn.training_config import TrainingConfig
+
+    tokenizer_dir = output_dir.parent / f"{output_dir.name}-tokenizer"
+    small_tokenizer().save_pretrained(tokenizer_dir)
+    config = TrainingConfig(
+        model_type=model_type,
+        model=TINY_CONFIGS[model_type],
+        output_dir=str(output_dir),
+        tokenizer=str(tokenizer_dir),
+        max_train_examples=64,
+        max_tokens=512,
+        max_steps=4,
+        warmup_steps=2,
+        eval_every=2,
+        eval_examples=4,
+        save_every=4,
+        log_every=1,
+    )
+    summary = train(config)
+    model, tokenizer = load_model_and_tokenizer(summary.best_model_dir)
+    evaluate_model(
+        model, tokenizer, bible_corpus()["test"], output_dir=output_dir / "test", num_beams=2,
+        max_examples=test_examples, max_new_tokens=16,
+    )  # fmt: skip
+    return output_dir
