@@ -113,7 +113,14 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
 
     def _validate(self) -> None:
         """Check every field and the combinations that cannot be built (messages name the field)."""
-        for name in ("vocab_size", "hidden_size", "embedding_size", "encoder_hidden_size", "encoder_layers", "decoder_layers"):
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "embedding_size",
+            "encoder_hidden_size",
+            "encoder_layers",
+            "decoder_layers",
+        ):
             require_positive_int(name, getattr(self, name))
         if self.decoder_vocab_size is not None:
             require_positive_int("decoder_vocab_size", self.decoder_vocab_size)

@@ -20,7 +20,6 @@ This file imports only torch, transformers and sibling files, so it travels with
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import torch
@@ -29,13 +28,11 @@ from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
-from transformers.utils import ModelOutput, can_return_tuple
+from transformers.utils import can_return_tuple
 
 from .attention import RNNAttention, build_rnn_attention
 from .configuration_rnn_seq2seq import RNNSeq2SeqConfig
 from .seq2seq_utils import RemoteCodeAutoMapMixin, seq2seq_lm_loss, shift_tokens_right
-
-logger = logging.getLogger(__name__)
 
 RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
@@ -99,7 +96,9 @@ class RNNSeq2SeqCache(Cache):
     def crop(self, tokens_to_remove: int) -> None:
         """A recurrent state keeps no history, so only ``crop(0)`` (a no-op) is possible."""
         if tokens_to_remove != 0:
-            raise NotImplementedError("RNNSeq2SeqCache holds only the latest recurrent state and cannot be rolled back.")
+            raise NotImplementedError(
+                "RNNSeq2SeqCache holds only the latest recurrent state and cannot be rolled back."
+            )
 
     def reset(self) -> None:
         raise NotImplementedError("RNNSeq2SeqCache is built by the model's first forward; start with no cache instead.")
@@ -196,7 +195,6 @@ class RNNSeq2SeqPreTrainedModel(RemoteCodeAutoMapMixin, PreTrainedModel):
             if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
                 init.zeros_(module.weight[module.padding_idx])
 
-
     def get_expanded_tied_weights_keys(self, all_submodels: bool = False) -> dict:
         # The base class honours `_tied_weights_keys` only when `tie_word_embeddings` is set;
         # sharing source and target embeddings is a separate switch, so each class sets its
@@ -275,7 +273,10 @@ class RNNEncoder(nn.Module):
         return_dict: bool | None = None,
         **kwargs,
     ) -> RNNEncoderOutput | tuple:
-        """Encoder states (batch, source_length, encoder_output_size) and the final state (batch, encoder_output_size)."""
+        """Encoder states (batch, source_length, encoder_output_size) and the final state (batch, encoder_output_size).
+
+        ``output_attentions`` is accepted because ``generate()`` passes it; the encoder has no attention.
+        """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds` to the encoder.")
         if inputs_embeds is None:
@@ -298,11 +299,15 @@ class RNNEncoder(nn.Module):
                 states = states * attention_mask.unsqueeze(-1).to(states.dtype)
             if output_hidden_states:
                 all_states += (states,)
-        last_forward = states[torch.arange(batch_size, device=states.device), lengths - 1, : self.config.encoder_hidden_size]
+        last_forward = states[
+            torch.arange(batch_size, device=states.device), lengths - 1, : self.config.encoder_hidden_size
+        ]
         final_state = last_forward
         if self.config.bidirectional_encoder:
             final_state = torch.cat([last_forward, states[:, 0, self.config.encoder_hidden_size :]], dim=-1)
-        output = RNNEncoderOutput(last_hidden_state=self.dropout(states), final_state=final_state, hidden_states=all_states)
+        output = RNNEncoderOutput(
+            last_hidden_state=self.dropout(states), final_state=final_state, hidden_states=all_states
+        )
         return output if return_dict is not False else output.to_tuple()
 
 
@@ -336,12 +341,17 @@ class RNNAttentionDecoder(nn.Module):
         self.output_dropout = nn.Dropout(config.dropout)
 
     def initial_cache(self, encoder_states: torch.Tensor, final_state: torch.Tensor | None) -> RNNSeq2SeqCache:
-        """The state before the first target token: bridge(final encoder state) or zeros."""
+        """The state before the first target token: tanh(bridge(final encoder state)) or zeros.
+
+        The bridge sets every decoder layer's hidden state; an LSTM's cell state starts at zero.
+        """
         config = self.config
         batch_size = encoder_states.shape[0]
         if self.bridge is not None:
             if final_state is None:
-                raise ValueError("`decoder_init='bridge'` needs `encoder_outputs.final_state` (run the model's encoder).")
+                raise ValueError(
+                    "`decoder_init='bridge'` needs `encoder_outputs.final_state` (run the model's encoder)."
+                )
             hidden = torch.tanh(self.bridge(final_state)).view(batch_size, config.decoder_layers, config.hidden_size)
         else:
             hidden = encoder_states.new_zeros(batch_size, config.decoder_layers, config.hidden_size)
