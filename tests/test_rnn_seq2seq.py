@@ -70,6 +70,26 @@ def tiny_model(**overrides) -> RNNSeq2SeqForConditionalGeneration:
     return AutoModelForSeq2SeqLM.from_config(tiny_config(**overrides)).eval()
 
 
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """The toy models' matrices are tiny: on a shared 2-core machine a second OpenMP thread
+    makes each step several times slower instead of faster."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch) -> Iterator[None]:
+    """Every model here is tiny; one thread (also in the remote-code subprocess) is faster on a shared machine."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    with single_thread():
+        yield
+
+
 @pytest.fixture
 def batch() -> tuple[torch.Tensor, torch.Tensor]:
     return make_padded_batch(VOCAB, batch_size=3, max_len=7)
@@ -388,18 +408,6 @@ REVERSE_TASK = {"steps": 300, "min_len": 3, "max_len": 10, "num_symbols": 12, "l
 LONGER = {"min_len": 11, "max_len": 14, "num_symbols": 12}
 
 
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """The toy models' matrices are tiny: on a shared 2-core machine a second OpenMP thread
-    makes each step several times slower instead of faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 @functools.cache
 def trained_on_reverse_task(attention_type: str) -> tuple[RNNSeq2SeqForConditionalGeneration, float, float]:
     """(model, held-out exact match, seconds) after training on the reverse task; trained once per type."""
@@ -407,10 +415,9 @@ def trained_on_reverse_task(attention_type: str) -> tuple[RNNSeq2SeqForCondition
     model = AutoModelForSeq2SeqLM.from_config(
         tiny_config(vocab_size=16, hidden_size=64, embedding_size=64, attention_type=attention_type, input_feeding=True)
     )
-    with single_thread():
-        start = time.perf_counter()
-        accuracy = train_and_score_reverse_task(model, **REVERSE_TASK)
-        return model, accuracy, time.perf_counter() - start
+    start = time.perf_counter()
+    accuracy = train_and_score_reverse_task(model, **REVERSE_TASK)
+    return model, accuracy, time.perf_counter() - start
 
 
 @pytest.mark.parametrize("attention_type", ["bahdanau", "luong_general"])
@@ -424,12 +431,10 @@ def test_learns_to_reverse_sequences(attention_type):
 def test_attention_generalises_to_longer_sequences_than_no_attention():
     """Trained on lengths 3-10, scored on 11-14: attention keeps finding the source word, a fixed state cannot."""
     plain, in_distribution, _ = trained_on_reverse_task("none")
-    with single_thread():
-        plain_longer = reverse_task_accuracy(plain, **LONGER)
+    plain_longer = reverse_task_accuracy(plain, **LONGER)
     for attention_type in ("bahdanau", "luong_general"):
         model, _, _ = trained_on_reverse_task(attention_type)
-        with single_thread():
-            longer = reverse_task_accuracy(model, **LONGER)
+        longer = reverse_task_accuracy(model, **LONGER)
         print(
             f"longer sequences (11-14): {attention_type}={longer:.3f} "
             f"none={plain_longer:.3f} (none in-distribution: {in_distribution:.3f})"
