@@ -451,3 +451,13 @@ def test_loads_in_bfloat16_and_generates(input_feeding, batch, tmp_path):
         input_ids=batch[0], attention_mask=batch[1], max_new_tokens=5, min_new_tokens=5, num_beams=2
     )
     assert generated.shape == (3, 6)
+
+
+@pytest.mark.parametrize("attention_type", ["bahdanau", "luong_general"])
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_attention_keys_are_projected_once_per_sequence(attention_type, num_beams, batch):
+    model = tiny_model(attention_type=attention_type)
+    calls = []
+    model.get_decoder().attention.key_projection.register_forward_hook(lambda *args: calls.append(1))
+    model.generate(input_ids=batch[0], attention_mask=batch[1], max_new_tokens=6, min_new_tokens=6, num_beams=num_beams)
+    assert len(calls) == 1
