@@ -373,7 +373,7 @@ Without hf_attn, the model code shipped in this repository loads with `trust_rem
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 model = AutoModelForSeq2SeqLM.from_pretrained("{where}", trust_remote_code=True)
-tokenizer = AutoTokenizer.from_pretrained("{where}")
+tokenizer = AutoTokenizer.from_pretrained("{where}", trust_remote_code=True)  # it reads the config too
 inputs = tokenizer(["{source}"], return_tensors="pt")
 outputs = model.generate(**inputs, num_beams=4, max_new_tokens=64)
 print(tokenizer.batch_decode(outputs, skip_special_tokens=True))
