@@ -9,10 +9,12 @@ tokenizer, per-model learning curves and test metrics, and ``results.json``.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+from .cards import write_model_card
 from .checkpointing import atomic_directory, atomic_write_json
 from .data import load_bible_corpus
 from .evaluation import evaluate_model
@@ -24,7 +26,7 @@ from .training_config import load_training_config
 logger = logging.getLogger(__name__)
 
 MODELS = {"transformer": "transformer_small", "rnn": "rnn_small"}
-QUICK_OVERRIDES = ["max_minutes=1", "eval_every=40", "eval_examples=40", "save_every=40"]
+QUICK_OVERRIDES = ["max_minutes=1", "eval_every=40", "eval_examples=40", "save_every=40", "log_every=5"]
 QUICK_TEST_EXAMPLES = 100
 NUM_SAMPLES = 3
 
@@ -43,8 +45,14 @@ def run_quickstart(
     quick: bool = False,
     minutes_per_model: float | None = None,
     test_examples: int | None = None,
+    cards_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Train, evaluate and compare both models; returns (and writes) the results report."""
+    """Train, evaluate and compare both models; returns (and writes) the results report.
+
+    Each trained model folder gets a model card; with ``cards_dir`` the cards and their
+    plots (no weights) are also copied to ``cards_dir/<model>/``, which is how the
+    repository's ``model_cards/`` is regenerated.
+    """
     output_dir = Path(output_dir)
     started = time.perf_counter()
     overrides = list(QUICK_OVERRIDES) if quick else []
@@ -70,6 +78,9 @@ def run_quickstart(
         model, tokenizer = load_model_and_tokenizer(summary.best_model_dir)
         metrics = evaluate_model(model, tokenizer, test_split, output_dir=run_dir / "test", num_beams=4)
         hypotheses[name] = (run_dir / "test" / "hypotheses.txt").read_text(encoding="utf-8").splitlines()
+        card = write_model_card(summary.best_model_dir, run_dir=run_dir, test_metrics=metrics)
+        if cards_dir is not None:
+            copy_card(card, Path(cards_dir) / name)
         report["models"][name] = {"preset": preset, "training": summary.__dict__, "test": metrics}
 
     picks = sorted({0, len(test_split) // 2, len(test_split) - 1})[:NUM_SAMPLES]
@@ -86,6 +97,13 @@ def run_quickstart(
     report["wall_seconds"] = round(time.perf_counter() - started, 1)
     atomic_write_json(output_dir / "results.json", report)
     return report
+
+
+def copy_card(card: Path, destination: Path) -> None:
+    """Copy a model card and the plots it shows (not the weights) into ``destination``."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for path in [card, *sorted(card.parent.glob("*.png"))]:
+        shutil.copy2(path, destination / path.name)
 
 
 def format_report(report: dict[str, Any]) -> str:
