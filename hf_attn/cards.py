@@ -84,7 +84,7 @@ def _count_parameters(model_dir: Path) -> int:
     total = 0
     for weights in sorted(model_dir.glob("*.safetensors")):
         with safe_open(str(weights), framework="pt") as tensors:
-            for name in tensors.keys():
+            for name in tensors.keys():  # noqa: SIM118 - safe_open is not iterable
                 shape = tensors.get_slice(name).get_shape()
                 count = 1
                 for size in shape:
@@ -94,7 +94,7 @@ def _count_parameters(model_dir: Path) -> int:
 
 
 def _family(config: PreTrainedConfig) -> str:
-    """"rnn" or "transformer": what the config describes, read from its fields rather than its name."""
+    """ "rnn" or "transformer": what the config describes, read from its fields rather than its name."""
     return "rnn" if hasattr(config, "rnn_type") else "transformer"
 
 
@@ -178,7 +178,9 @@ def _gather(
 ) -> _RunRecord:
     config = AutoConfig.from_pretrained(model_dir)
     # A run's model folder is called "best"; the run folder's name says which model it is.
-    name = repo_id or (run_dir.resolve().name if run_dir is not None and model_dir.name == "best" else model_dir.resolve().name)
+    name = repo_id or (
+        run_dir.resolve().name if run_dir is not None and model_dir.name == "best" else model_dir.resolve().name
+    )
     record = _RunRecord(name=name, config=config, num_parameters=_count_parameters(model_dir))
     corpus = None
     if run_dir is not None:
@@ -187,8 +189,10 @@ def _gather(
         if record.training_config is not None:
             record.split_sizes, corpus = _split_sizes(record.training_config)
         _copy_run_plots(run_dir, model_dir)
-    record.test_metrics = dict(test_metrics) if test_metrics is not None else (
-        _read_json(run_dir / "test" / "metrics.json") if run_dir is not None else None
+    record.test_metrics = (
+        dict(test_metrics)
+        if test_metrics is not None
+        else (_read_json(run_dir / "test" / "metrics.json") if run_dir is not None else None)
     )
     if samples is not None:
         record.samples = [dict(sample) for sample in samples]
@@ -221,8 +225,12 @@ def _metadata(record: _RunRecord) -> ModelCardData:
             "dataset_split": "test",
         }
         eval_results = [
-            EvalResult(metric_type="bleu", metric_value=round(metrics["bleu"], 2), metric_name="BLEU (sacrebleu)", **common),
-            EvalResult(metric_type="chrf", metric_value=round(metrics["chrf"], 2), metric_name="chrF (sacrebleu)", **common),
+            EvalResult(
+                metric_type="bleu", metric_value=round(metrics["bleu"], 2), metric_name="BLEU (sacrebleu)", **common
+            ),
+            EvalResult(
+                metric_type="chrf", metric_value=round(metrics["chrf"], 2), metric_name="chrF (sacrebleu)", **common
+            ),
         ]
     return ModelCardData(
         language=["en", "es"],
@@ -256,9 +264,10 @@ def _section_model(record: _RunRecord) -> str:
     rows = [(f"`{name}`", value, default, doc) for name, value, default, doc in architecture_rows(config)]
     return f"""## Model
 
-An English→Spanish translation model: {FAMILY_NAMES[family]} **encoder-decoder** with **{_attention_name(config)} attention**
-(`{architecture}`, model type `{config.model_type}`, {record.num_parameters:,} parameters), written from scratch
-as a genuine 🤗 `transformers` model by the hf_attn project, after:
+An English→Spanish translation model: {FAMILY_NAMES[family]} **encoder-decoder** with
+**{_attention_name(config)} attention** (`{architecture}`, model type `{config.model_type}`,
+{record.num_parameters:,} parameters), written from scratch as a genuine 🤗 `transformers` model
+by the hf_attn project, after:
 
 {papers}
 
@@ -302,7 +311,9 @@ def _section_training(record: _RunRecord) -> str:
         text += _table(["budget", "value"], rows) + "\n\n"
     if config:
         # vocab_size only sizes a tokenizer the run trains itself.
-        skip = {"model", "output_dir", "tokenizer", "model_type"} | ({"vocab_size"} if config.get("tokenizer") else set())
+        skip = {"model", "output_dir", "tokenizer", "model_type"} | (
+            {"vocab_size"} if config.get("tokenizer") else set()
+        )
         rows = [(f"`{key}`", value) for key, value in config.items() if key not in skip]
         text += "Training configuration (`hf-attn train`, the project's accelerate loop):\n\n"
         text += _table(["setting", "value"], rows) + "\n"
@@ -315,14 +326,14 @@ def _section_results(record: _RunRecord) -> str:
         return ""
     text = f"""## Evaluation
 
-Test split, {metrics.get('n', '?')} sentences, beam size {metrics.get('num_beams', '?')}, scored with sacrebleu:
+Test split, {metrics.get("n", "?")} sentences, beam size {metrics.get("num_beams", "?")}, scored with sacrebleu:
 
 | metric | score |
 |---|---|
-| BLEU | {metrics['bleu']:.2f} |
-| chrF | {metrics['chrf']:.2f} |
+| BLEU | {metrics["bleu"]:.2f} |
+| chrF | {metrics["chrf"]:.2f} |
 
-Signatures: `{metrics.get('bleu_signature', '')}` and `{metrics.get('chrf_signature', '')}`.
+Signatures: `{metrics.get("bleu_signature", "")}` and `{metrics.get("chrf_signature", "")}`.
 """
     table = metrics.get("by_source_length")
     if table:
@@ -331,7 +342,7 @@ Signatures: `{metrics.get('bleu_signature', '')}` and `{metrics.get('chrf_signat
              "–" if row["chrf"] is None else f"{row['chrf']:.2f}")
             for row in table
         ]  # fmt: skip
-        text += f"\nBy source length (words), as in Bahdanau et al. (2014), Fig. 2:\n\n"
+        text += "\nBy source length (words), as in Bahdanau et al. (2014), Fig. 2:\n\n"
         text += _table(["source words", "sentences", "BLEU", "chrF"], rows) + "\n"
     return text
 
@@ -354,7 +365,7 @@ def _section_usage(record: _RunRecord, repo_id: str | None) -> str:
     source = "In the beginning God created the heaven and the earth."
     return f"""## Usage
 
-With hf_attn installed (`pip install hf_attn`), the import registers the model with the Auto classes:
+With the hf_attn package installed, its import registers the model with the Auto classes:
 
 ```python
 import hf_attn  # noqa: F401
@@ -395,7 +406,10 @@ def _section_plots(record: _RunRecord) -> str:
     if not record.plots:
         return ""
     names = {"learning_curve.png": "Learning curves", BLEU_BY_LENGTH_PLOT: "BLEU by source length"}
-    images = [f"### {names.get(plot, plot.removesuffix('.png').replace('_', ' '))}\n\n![{plot}]({plot})" for plot in record.plots]
+    images = [
+        f"### {names.get(plot, plot.removesuffix('.png').replace('_', ' '))}\n\n![{plot}]({plot})"
+        for plot in record.plots
+    ]
     return "## Plots\n\n" + "\n\n".join(images) + "\n"
 
 

@@ -224,5 +224,7 @@ def finetune(
             merged.save_pretrained(Path(output_dir) / MERGED_MODEL_DIR)
             tokenizer.save_pretrained(Path(output_dir) / MERGED_MODEL_DIR)
         atomic_write_json(Path(output_dir) / "finetune_result.json", asdict(result))
-    logger.info("Fine-tuned for %d steps; best dev BLEU %s; best model in %s", result.global_step, result.best_metric, best_dir)
+    logger.info(
+        "Fine-tuned for %d steps; best dev BLEU %s; best model in %s", result.global_step, result.best_metric, best_dir
+    )
     return result

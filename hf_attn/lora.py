@@ -49,7 +49,7 @@ def lora_config(
 
 
 def add_lora(model: PreTrainedModel, config: LoraConfig | None = None) -> PeftModel:
-    """Freeze ``model`` and wrap it with LoRA adapters (``lora_config()`` unless given); the base is modified in place."""
+    """Freeze ``model`` and wrap it with LoRA adapters (``lora_config()`` unless given); modifies it in place."""
     from peft import get_peft_model
 
     return get_peft_model(model, config or lora_config())

@@ -78,7 +78,9 @@ class HfAttnTranslationPipeline(Pipeline):
         # The decoder start token takes position 0.
         return [min(limit, position_limit - 1) for limit in limits] if position_limit else limits
 
-    def _forward(self, model_inputs: dict[str, Any], return_alignment: bool = False, **generate_kwargs: Any) -> dict[str, Any]:
+    def _forward(
+        self, model_inputs: dict[str, Any], return_alignment: bool = False, **generate_kwargs: Any
+    ) -> dict[str, Any]:
         sources = model_inputs.pop("source_text")
         sources = [sources] if isinstance(sources, str) else list(sources)
         lengths = model_inputs["attention_mask"].sum(dim=1).tolist()
@@ -133,7 +135,10 @@ class HfAttnTranslationPipeline(Pipeline):
         limit = int(model_outputs["limits"][0])
         # Column 0 is the decoder start token; a default bound applies to each sentence on its own.
         sequences = [row[1:] if limit < 0 else row[1 : 1 + limit] for row in model_outputs["output_ids"][0]]
-        return [{"translation_text": text.strip()} for text in self.tokenizer.batch_decode(sequences, skip_special_tokens=True)]
+        return [
+            {"translation_text": text.strip()}
+            for text in self.tokenizer.batch_decode(sequences, skip_special_tokens=True)
+        ]
 
 
 def register_pipeline() -> None:

@@ -83,7 +83,7 @@ def test_body_reports_the_run(run_dir: Path):
     assert f"{summary['num_parameters']:,} parameters" in body
     corpus = bible_corpus()
     assert f"| validation | {len(corpus['validation']):,} |" in body and "| train | 64 |" in body
-    assert f"| steps | {summary['steps']} |" in body and f"| `max_train_examples` | 64 |" in body
+    assert f"| steps | {summary['steps']} |" in body and "| `max_train_examples` | 64 |" in body
     assert metrics["bleu_signature"] in body and metrics["chrf_signature"] in body
     for bucket in metrics["by_source_length"]:
         assert f"| {bucket['bucket']} | {bucket['n']} |" in body
@@ -106,7 +106,14 @@ def test_card_from_a_model_folder_alone(tmp_path: Path):
     assert "model-index" not in metadata and "## Evaluation" not in body and "## Training\n" not in body
     assert "`attention_type` | bahdanau |" in body and "![" not in body
 
-    metrics = {"bleu": 12.345, "chrf": 40.0, "n": 2, "num_beams": 4, "bleu_signature": "sig-b", "chrf_signature": "sig-c"}
+    metrics = {
+        "bleu": 12.345,
+        "chrf": 40.0,
+        "n": 2,
+        "num_beams": 4,
+        "bleu_signature": "sig-b",
+        "chrf_signature": "sig-c",
+    }
     samples = [{"source": "And God said.", "reference": "Y dijo Dios.", "translation": "Y Dios dijo."}]
     links = [("Project report", "https://example.org/report")]
     metadata, body = split_card(
@@ -120,7 +127,9 @@ def test_card_from_a_model_folder_alone(tmp_path: Path):
 def test_card_yaml_passes_the_hub_validator(local_hub: LocalHub, run_dir: Path, tmp_path: Path):
     card = write_model_card(run_dir / "best")
     broken = tmp_path / "broken.md"
-    broken.write_text(card.read_text(encoding="utf-8").replace("license: apache-2.0", "license: [apache-2.0"), encoding="utf-8")
+    broken.write_text(
+        card.read_text(encoding="utf-8").replace("license: apache-2.0", "license: [apache-2.0"), encoding="utf-8"
+    )
     script = f"""
 from huggingface_hub import ModelCard
 ModelCard.load({str(card)!r}).validate()

@@ -16,6 +16,8 @@ from tiny_seq2seq import MODEL_TYPES, save_tiny_model, train_tiny_run
 from tiny_seq2seq import one_torch_thread  # noqa: F401 - applies the fixture to this module
 
 
+OWN_CARD = "---\nlicense: mit\n---\n# My own card\n"
+
 
 def python_blocks(markdown: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", markdown, re.DOTALL)
@@ -38,24 +40,33 @@ def test_push_writes_a_card_uploads_the_folder_and_the_card_code_runs(
     repo_id = f"user/tiny-{model_type.replace('_', '-')}"
     assert not (best / "README.md").exists()
     # One client pushes, then runs the card's usage code as a reader with hf_attn would (Auto classes, pipeline).
-    script = push_command(best, repo_id, "--message", "First upload") + f"""
+    script = (
+        push_command(best, repo_id, "--message", "First upload")
+        + f"""
 import re
 card = open({str(best / "README.md")!r}, encoding="utf-8").read()
 blocks = re.findall(r"```python\\n(.*?)```", card, re.DOTALL)
 print("=== card code ===", flush=True)
 exec(blocks[0] + blocks[2])
+# A folder that already has a card keeps it.
+open({str(best / "README.md")!r}, "w", encoding="utf-8").write({OWN_CARD!r})
 """
+        + push_command(best, f"{repo_id}-own-card", "--private")
+    )
     pushed = run_python(script, local_hub.env, cwd=tmp_path).stdout.strip().splitlines()
 
     repo = local_hub.store.get(repo_id)
     assert pushed[0] == f"{local_hub.endpoint}/{repo_id}/commit/{repo.main}"
     assert repo.commits[repo.main].message == "First upload"
-    card = (best / "README.md").read_text(encoding="utf-8")
+    card = local_hub.store.blob_path(repo.commits[repo.main].files["README.md"]).read_text(encoding="utf-8")
     assert card.startswith("---\n") and f"# {repo_id}\n" in card
     remote = {name: local_hub.store.blob_path(oid).read_bytes() for name, oid in repo.commits[repo.main].files.items()}
     local = repo_files(best)
+    assert local.pop("README.md") == OWN_CARD.encode()  # the script replaced the written card after the push
     assert {name: remote[name] for name in local} == local  # every file of the folder, byte for byte
-    assert {"README.md", "learning_curve.png", "bleu_by_length.png", "model.safetensors", "tokenizer.json"} <= set(remote)
+    assert {"README.md", "learning_curve.png", "bleu_by_length.png", "model.safetensors", "tokenizer.json"} <= set(
+        remote
+    )
 
     # The card's remote-code route, where hf_attn cannot be imported.
     _, without_hf_attn, _ = python_blocks(card)
@@ -65,20 +76,15 @@ exec(blocks[0] + blocks[2])
     model, tokenizer = load_model_and_tokenizer(best)
     inputs = tokenizer(["In the beginning God created the heaven and the earth."], return_tensors="pt")
     with torch.no_grad():
-        expected = tokenizer.batch_decode(model.generate(**inputs, num_beams=4, max_new_tokens=64), skip_special_tokens=True)
+        expected = tokenizer.batch_decode(
+            model.generate(**inputs, num_beams=4, max_new_tokens=64), skip_special_tokens=True
+        )
     assert pushed[1:3] == ["=== card code ===", str(expected)]
     assert remote_code.stdout.strip().splitlines() == [str(expected)]  # and no trust_remote_code prompt
-    assert pushed[3].startswith("[{'translation_text': ") and len(pushed) == 4
+    assert pushed[3].startswith("[{'translation_text': ") and len(pushed) == 5
 
-
-def test_push_keeps_an_existing_card(local_hub: LocalHub, tmp_path: Path):
-    folder = tmp_path / "model"
-    save_tiny_model("rnn_seq2seq", folder)
-    (folder / "README.md").write_text("---\nlicense: mit\n---\n# My own card\n", encoding="utf-8")
-    run_python(push_command(folder, "user/own-card", "--private"), local_hub.env, cwd=tmp_path)
-    repo = local_hub.store.get("user/own-card")
-    assert repo.private
-    assert local_hub.store.blob_path(repo.commits[repo.main].files["README.md"]).read_text() == "---\nlicense: mit\n---\n# My own card\n"
+    own = local_hub.store.get(f"{repo_id}-own-card")
+    assert own.private and local_hub.store.blob_path(own.commits[own.main].files["README.md"]).read_text() == OWN_CARD
 
 
 def test_push_checks_the_repo_id_and_the_folder_before_writing_anything(tmp_path: Path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import runpy
 import socket
 import subprocess
 import sys
@@ -102,7 +103,9 @@ def test_logged_loss_is_the_token_mean_over_accumulated_micro_batches(model_type
         disable_tqdm=True,
     )
     weights = WeightsAtStepBegin()
-    trainer = build_trainer(model, tokenizer, args, tokenize_pairs(short_pairs("train", 160), tokenizer), callbacks=[weights])
+    trainer = build_trainer(
+        model, tokenizer, args, tokenize_pairs(short_pairs("train", 160), tokenizer), callbacks=[weights]
+    )
     recorder = trainer.data_collator = RecordingCollator(trainer.data_collator)
     trainer.train()
 
@@ -264,13 +267,18 @@ def script_args(model_dir: Path, output_dir: Path, data: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def test_script_fine_tunes_user_data(transformer_dir: Path, tmp_path: Path):
-    assert "--gradient-accumulation-steps" in run_script([sys.executable, "scripts/finetune.py", "--help"], REPO).stdout
+def test_script_fine_tunes_user_data(transformer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    help_text = run_script([sys.executable, "scripts/finetune.py", "--help"], REPO).stdout
+    assert "--gradient-accumulation-steps" in help_text and "--resume" in help_text and "--lora" in help_text
     data = write_tsv(tmp_path / "pairs.tsv", short_pairs("train", 80))
-    result = run_script([sys.executable, str(REPO / "scripts" / "finetune.py"), *script_args(transformer_dir, tmp_path / "run", data)], tmp_path)
-    printed = json.loads(result.stdout[result.stdout.rindex('{\n  "output_dir"') :])  # after the Trainer's log lines
+    script = runpy.run_path(str(REPO / "scripts" / "finetune.py"), run_name="finetune_script")
+    assert script["main"](script_args(transformer_dir, tmp_path / "run", data)) == 0
+    out = capsys.readouterr().out
+    printed = json.loads(out[out.rindex('{\n  "output_dir"') :])  # after the Trainer's log lines
     assert printed["global_step"] == 4 and Path(printed["best_model_dir"]).is_dir()
     assert json.loads((tmp_path / "run" / "finetune_result.json").read_text()) == printed
+    state = json.loads((tmp_path / "run" / "trainer_state.json").read_text())
+    assert sum("eval_bleu" in entry for entry in state["log_history"]) == 2  # --eval-steps 2 of --max-steps 4
 
 
 def free_port() -> int:
@@ -285,7 +293,10 @@ def test_script_under_torchrun_trains_with_two_processes(transformer_dir: Path, 
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1"]
     launcher += ["--master_port", str(free_port()), str(REPO / "scripts" / "finetune.py")]
     run_script([*launcher, *script_args(transformer_dir, tmp_path / "two", data)], tmp_path)
-    run_script([sys.executable, str(REPO / "scripts" / "finetune.py"), *script_args(transformer_dir, tmp_path / "one", data)], tmp_path)
+    run_script(
+        [sys.executable, str(REPO / "scripts" / "finetune.py"), *script_args(transformer_dir, tmp_path / "one", data)],
+        tmp_path,
+    )
     one, two = (json.loads((tmp_path / run / "trainer_state.json").read_text()) for run in ("one", "two"))
     assert two["global_step"] == one["global_step"] == 4
     # Each step of the 2-process run consumed two per-device batches: twice the data of the 1-process run.

@@ -24,7 +24,9 @@ DOCUMENTED_TARGETS = {
 
 def probe_batch() -> dict[str, torch.Tensor]:
     pairs = short_pairs("test", 3)
-    return small_tokenizer()(list(pairs["source"]), text_target=list(pairs["target"]), padding=True, return_tensors="pt")
+    return small_tokenizer()(
+        list(pairs["source"]), text_target=list(pairs["target"]), padding=True, return_tensors="pt"
+    )
 
 
 def outputs(model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,7 +35,9 @@ def outputs(model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     model.eval()
     with torch.no_grad():
         logits = model(**{**batch, "labels": batch["labels"].masked_fill(batch["labels"] == 0, -100)}).logits
-        generated = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], max_new_tokens=8)
+        generated = model.generate(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], max_new_tokens=8
+        )
     return logits, generated
 
 
@@ -51,7 +55,9 @@ def test_all_linear_adapts_the_documented_layers(model_type: str, tmp_path: Path
     trainable = {name for name, parameter in adapted.named_parameters() if parameter.requires_grad}
     assert trainable and all(".lora_A." in name or ".lora_B." in name for name in trainable)
     subset = add_lora(AutoModelForSeq2SeqLM.from_pretrained(tmp_path), lora_config(target_modules=["fc1", "bridge"]))
-    assert adapted_module_names(subset) == [name for name in ("bridge", "fc1") if name in DOCUMENTED_TARGETS[model_type]]
+    assert adapted_module_names(subset) == [
+        name for name in ("bridge", "fc1") if name in DOCUMENTED_TARGETS[model_type]
+    ]
 
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
@@ -73,7 +79,9 @@ def test_lora_trains_only_adapters_merges_saves_and_reloads(model_type: str, tmp
     for name, tensor in model.get_base_model().state_dict().items():
         if "lora_" not in name:
             assert torch.equal(tensor, original[name.replace(".base_layer.", ".")]), f"base weight {name} changed"
-    changed = [name for name, p in model.named_parameters() if "lora_" in name and not torch.equal(p, initial_adapters[name])]
+    changed = [
+        name for name, p in model.named_parameters() if "lora_" in name and not torch.equal(p, initial_adapters[name])
+    ]
     assert sorted(changed) == sorted(initial_adapters), "every adapter matrix should have trained"
 
     adapted = outputs(model)

@@ -88,14 +88,18 @@ def test_return_alignment(saved, batch_size):
         assert attention.shape == (1, len(found["target_tokens"]), len(found["source_tokens"]))
         assert found["attention_per_head"].shape[0] == attention.shape[0]
         np.testing.assert_allclose(attention.sum(axis=-1), 1.0, atol=1e-5)
-        text = tokenizer.convert_tokens_to_string([t for t in found["target_tokens"] if t not in tokenizer.all_special_tokens])
+        text = tokenizer.convert_tokens_to_string(
+            [t for t in found["target_tokens"] if t not in tokenizer.all_special_tokens]
+        )
         assert text.strip() == result["translation_text"]
 
 
 def test_return_alignment_refuses_settings_it_cannot_follow(saved):
     path, _ = saved
     translator = pipeline(TASK, model=str(path))
-    with pytest.raises(ValueError, match=r"return_alignment=True supports only \['max_new_tokens', 'num_beams'\].*do_sample"):
+    with pytest.raises(
+        ValueError, match=r"return_alignment=True supports only \['max_new_tokens', 'num_beams'\].*do_sample"
+    ):
         translator(SOURCES[0], return_alignment=True, do_sample=True)
 
 
@@ -105,22 +109,30 @@ def test_rejects_non_strings(saved):
         translator(3)
 
 
-@pytest.mark.parametrize("model_type", MODEL_TYPES)
-def test_pipeline_from_a_local_hub_repo_id(local_hub: LocalHub, tmp_path: Path, model_type: str):
-    path = tmp_path / "model"
-    model = save_tiny_model(model_type, path)
-    expected = [generate_and_decode(model, source, **GENERATION)[0] for source in SOURCES[:2]]
+def test_pipeline_from_a_local_hub_repo_id(local_hub: LocalHub, tmp_path: Path):
+    expected, repos = {}, {}
+    for model_type in MODEL_TYPES:
+        model = save_tiny_model(model_type, tmp_path / model_type)
+        expected[model_type] = [generate_and_decode(model, source, **GENERATION)[0] for source in SOURCES[:2]]
+        repos[model_type] = f"user/tiny-{model_type.replace('_', '-')}"
     script = f"""
 import json
 import hf_attn
 from hf_attn.hub import push_model_folder
 from transformers import pipeline
-push_model_folder({str(path)!r}, "user/tiny-{model_type}")
-translator = pipeline("hf-attn-translation", model="user/tiny-{model_type}")
-print(json.dumps([translator({SOURCES[:2]!r}, batch_size=2, **{GENERATION!r}), str(translator.model.name_or_path)]))
+found = {{}}
+for model_type, repo_id in {repos!r}.items():
+    push_model_folder({str(tmp_path)!r} + "/" + model_type, repo_id)
+    translator = pipeline("hf-attn-translation", model=repo_id)
+    found[model_type] = [translator({SOURCES[:2]!r}, batch_size=2, **{GENERATION!r}), translator.model.name_or_path]
+print(json.dumps(found))
 """
-    translations, name = last_json_line(run_python(script, local_hub.env, cwd=tmp_path))
-    assert translations == [{"translation_text": text} for text in expected]
-    assert name == f"user/tiny-{model_type}"
-    downloads = {path.rsplit("/", 1)[-1] for method, path in local_hub.requests if method == "GET" and "/resolve/" in path}
-    assert {"config.json", "model.safetensors", "tokenizer.json"} <= downloads
+    found = last_json_line(run_python(script, local_hub.env, cwd=tmp_path))
+    for model_type, repo_id in repos.items():
+        assert found[model_type] == [[{"translation_text": text} for text in expected[model_type]], repo_id]
+        downloads = {
+            path.rsplit("/", 1)[-1]
+            for method, path in local_hub.requests
+            if method == "GET" and f"/{repo_id}/resolve/" in path
+        }
+        assert {"config.json", "model.safetensors", "tokenizer.json"} <= downloads
