@@ -32,7 +32,12 @@ from transformers.utils import can_return_tuple
 
 from .attention import RNNAttention, build_rnn_attention
 from .configuration_rnn_seq2seq import RNNSeq2SeqConfig
-from .seq2seq_utils import RemoteCodeAutoMapMixin, seq2seq_lm_loss, shift_tokens_right
+from .seq2seq_utils import (
+    ExplicitTiedWeightsMixin,
+    RemoteCodeAutoMapMixin,
+    seq2seq_lm_loss,
+    shift_tokens_right,
+)
 
 RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
@@ -154,7 +159,7 @@ def _source_lengths(attention_mask: torch.Tensor) -> torch.Tensor:
     return lengths
 
 
-class RNNSeq2SeqPreTrainedModel(RemoteCodeAutoMapMixin, PreTrainedModel):
+class RNNSeq2SeqPreTrainedModel(RemoteCodeAutoMapMixin, ExplicitTiedWeightsMixin, PreTrainedModel):
     """Shared loading, saving and weight initialisation of the RNN seq2seq models."""
 
     config: RNNSeq2SeqConfig
@@ -194,14 +199,6 @@ class RNNSeq2SeqPreTrainedModel(RemoteCodeAutoMapMixin, PreTrainedModel):
             init.normal_(module.weight, mean=0.0, std=std)
             if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
                 init.zeros_(module.weight[module.padding_idx])
-
-    def get_expanded_tied_weights_keys(self, all_submodels: bool = False) -> dict:
-        # The base class honours `_tied_weights_keys` only when `tie_word_embeddings` is set;
-        # sharing source and target embeddings is a separate switch, so each class sets its
-        # own `{target: source}` ties in `__init__` from both switches and they always apply.
-        if all_submodels:
-            return super().get_expanded_tied_weights_keys(all_submodels=True)
-        return dict(self._tied_weights_keys or {})
 
 
 def reverse_padded(sequences: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

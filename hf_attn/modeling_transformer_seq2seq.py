@@ -33,7 +33,12 @@ from transformers.utils import can_return_tuple
 
 from .attention import causal_mask, eager_attention_forward
 from .configuration_transformer_seq2seq import TransformerSeq2SeqConfig
-from .seq2seq_utils import RemoteCodeAutoMapMixin, seq2seq_lm_loss, shift_tokens_right
+from .seq2seq_utils import (
+    ExplicitTiedWeightsMixin,
+    RemoteCodeAutoMapMixin,
+    seq2seq_lm_loss,
+    shift_tokens_right,
+)
 
 
 def sinusoidal_position_table(num_positions: int, dim: int) -> torch.Tensor:
@@ -283,7 +288,7 @@ class TransformerSeq2SeqDecoderLayer(GradientCheckpointingLayer):
         return hidden_states, self_weights, cross_weights
 
 
-class TransformerSeq2SeqPreTrainedModel(RemoteCodeAutoMapMixin, PreTrainedModel):
+class TransformerSeq2SeqPreTrainedModel(RemoteCodeAutoMapMixin, ExplicitTiedWeightsMixin, PreTrainedModel):
     """Weight initialisation, backend support flags and weight sharing for both model classes."""
 
     config_class = TransformerSeq2SeqConfig
@@ -315,14 +320,6 @@ class TransformerSeq2SeqPreTrainedModel(RemoteCodeAutoMapMixin, PreTrainedModel)
             init.zeros_(module.bias)
         elif isinstance(module, SinusoidalPositionalEmbedding):
             init.copy_(module.weight, sinusoidal_position_table(*module.weight.shape))
-
-    def get_expanded_tied_weights_keys(self, all_submodels: bool = False) -> dict:
-        # The base class honours `_tied_weights_keys` only when `tie_word_embeddings` is set;
-        # sharing source and target embeddings is a separate switch, so each class sets its
-        # own `{target: source}` ties in `__init__` from both switches and they always apply.
-        if all_submodels:
-            return super().get_expanded_tied_weights_keys(all_submodels=True)
-        return dict(self._tied_weights_keys or {})
 
 
 class TransformerSeq2SeqEncoder(nn.Module):

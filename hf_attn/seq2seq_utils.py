@@ -68,3 +68,17 @@ class RemoteCodeAutoMapMixin:
                 auto_map[auto_class] = f"{module}.{class_name}"
             self.config.auto_map = auto_map
         return super().save_pretrained(save_directory, *args, **kwargs)
+
+
+class ExplicitTiedWeightsMixin:
+    """Applies a model's ``_tied_weights_keys`` whatever ``tie_word_embeddings`` says.
+
+    The base class honours ``_tied_weights_keys`` only when ``tie_word_embeddings`` is set;
+    sharing source and target embeddings is a separate switch, so each hf_attn model class
+    sets its own ``{target: source}`` ties in ``__init__`` from both switches.
+    """
+
+    def get_expanded_tied_weights_keys(self, all_submodels: bool = False) -> dict:
+        if all_submodels:
+            return super().get_expanded_tied_weights_keys(all_submodels=True)
+        return dict(self._tied_weights_keys or {})
