@@ -27,16 +27,16 @@ from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache
-from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
+from transformers.modeling_outputs import BaseModelOutput, Seq2SeqModelOutput
 from transformers.utils import can_return_tuple
 
 from .attention import RNNAttention, build_rnn_attention
 from .configuration_rnn_seq2seq import RNNSeq2SeqConfig
 from .seq2seq_utils import (
+    EncoderDecoderEmbeddingsMixin,
     ExplicitTiedWeightsMixin,
     RemoteCodeAutoMapMixin,
-    seq2seq_lm_loss,
-    shift_tokens_right,
+    Seq2SeqLMMixin,
 )
 
 RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
@@ -442,40 +442,15 @@ class RNNAttentionDecoder(nn.Module):
         return torch.cat(step_outputs, dim=1), weights
 
 
-class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
+class RNNSeq2SeqModel(EncoderDecoderEmbeddingsMixin, RNNSeq2SeqPreTrainedModel):
     """Encoder and attention decoder; returns the attentional vectors h̃_t as ``last_hidden_state``."""
 
     def __init__(self, config: RNNSeq2SeqConfig):
         super().__init__(config)
-        if config.share_encoder_decoder_embeddings:
-            self.shared = nn.Embedding(config.vocab_size, config.embedding_size, config.pad_token_id)
-            encoder_embeddings = decoder_embeddings = self.shared
-        else:
-            encoder_embeddings = nn.Embedding(config.vocab_size, config.embedding_size, config.pad_token_id)
-            decoder_embeddings = nn.Embedding(config.target_vocab_size, config.embedding_size, config.pad_token_id)
-        self._tied_weights_keys = (
-            {"encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"}
-            if config.share_encoder_decoder_embeddings
-            else {}
-        )
+        encoder_embeddings, decoder_embeddings = self._build_embeddings(config.embedding_size)
         self.encoder = RNNEncoder(config, encoder_embeddings)
         self.decoder = RNNAttentionDecoder(config, decoder_embeddings)
         self.post_init()
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.encoder.embed_tokens
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        if self.config.share_encoder_decoder_embeddings:
-            self.shared = value
-            self.decoder.embed_tokens = value
-        self.encoder.embed_tokens = value
-
-    def get_encoder(self, modality: str | None = None) -> RNNEncoder:
-        return self.encoder
-
-    def get_decoder(self) -> RNNAttentionDecoder:
-        return self.decoder
 
     @can_return_tuple
     def forward(
@@ -532,100 +507,19 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
         )
 
 
-class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, GenerationMixin):
+class RNNSeq2SeqForConditionalGeneration(Seq2SeqLMMixin, RNNSeq2SeqPreTrainedModel, GenerationMixin):
     """RNN encoder-decoder with an output projection, a label-smoothed loss and ``generate()``."""
-
-    # Trainer passes `num_items_in_batch`; the loss uses it to average over the true token count.
-    accepts_loss_kwargs = True
 
     def __init__(self, config: RNNSeq2SeqConfig):
         super().__init__(config)
         self.model = RNNSeq2SeqModel(config)
-        self.lm_head = nn.Linear(config.hidden_size, config.target_vocab_size, bias=False)
-        source = "model.shared" if config.share_encoder_decoder_embeddings else "model.decoder.embed_tokens"
-        self._tied_weights_keys = {"lm_head.weight": f"{source}.weight"} if config.tie_word_embeddings else {}
+        self._build_lm_head(config.hidden_size)
         self.post_init()
 
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:
         """The decoder builds its own :class:`RNNSeq2SeqCache`; a key/value cache does not fit a recurrent state."""
         return False
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.model.get_input_embeddings()
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.model.set_input_embeddings(value)
-
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.lm_head
-
-    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
-        self.lm_head = new_embeddings
-
-    def get_encoder(self, modality: str | None = None) -> RNNEncoder:
-        return self.model.encoder
-
-    def get_decoder(self) -> RNNAttentionDecoder:
-        return self.model.decoder
-
-    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
-        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
-
-    @can_return_tuple
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        decoder_input_ids: torch.LongTensor | None = None,
-        decoder_attention_mask: torch.Tensor | None = None,
-        encoder_outputs: RNNEncoderOutput | tuple | None = None,
-        past_key_values: RNNSeq2SeqCache | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        decoder_inputs_embeds: torch.Tensor | None = None,
-        labels: torch.LongTensor | None = None,
-        use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        **kwargs,
-    ) -> Seq2SeqLMOutput:
-        """Logits over the vocabulary; with ``labels`` (-100 = ignore) also the label-smoothed loss.
-
-        Without ``decoder_input_ids`` the labels are shifted right behind
-        ``decoder_start_token_id``. ``num_items_in_batch`` (from ``Trainer``) makes the loss a
-        sum over this batch divided by the token count of the whole optimizer step.
-        """
-        if labels is not None:
-            use_cache = False
-            if decoder_input_ids is None and decoder_inputs_embeds is None:
-                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
-        outputs = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            decoder_input_ids=decoder_input_ids,
-            decoder_attention_mask=decoder_attention_mask,
-            encoder_outputs=encoder_outputs,
-            past_key_values=past_key_values,
-            inputs_embeds=inputs_embeds,
-            decoder_inputs_embeds=decoder_inputs_embeds,
-            use_cache=use_cache,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-        )
-        logits = self.lm_head(outputs.last_hidden_state)
-        loss = None
-        if labels is not None:
-            loss = seq2seq_lm_loss(
-                logits, labels, self.config.label_smoothing, num_items_in_batch=kwargs.get("num_items_in_batch")
-            )
-        return Seq2SeqLMOutput(
-            loss=loss,
-            logits=logits,
-            past_key_values=outputs.past_key_values,
-            cross_attentions=outputs.cross_attentions,
-            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
-            encoder_hidden_states=outputs.encoder_hidden_states,
-        )
 
 
 __all__ = [

@@ -25,7 +25,6 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     BaseModelOutput,
     BaseModelOutputWithPastAndCrossAttentions,
-    Seq2SeqLMOutput,
     Seq2SeqModelOutput,
 )
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
@@ -34,10 +33,10 @@ from transformers.utils import can_return_tuple
 from .attention import causal_mask, eager_attention_forward
 from .configuration_transformer_seq2seq import TransformerSeq2SeqConfig
 from .seq2seq_utils import (
+    EncoderDecoderEmbeddingsMixin,
     ExplicitTiedWeightsMixin,
     RemoteCodeAutoMapMixin,
-    seq2seq_lm_loss,
-    shift_tokens_right,
+    Seq2SeqLMMixin,
 )
 
 
@@ -462,40 +461,15 @@ class TransformerSeq2SeqDecoder(nn.Module):
         )
 
 
-class TransformerSeq2SeqModel(TransformerSeq2SeqPreTrainedModel):
+class TransformerSeq2SeqModel(EncoderDecoderEmbeddingsMixin, TransformerSeq2SeqPreTrainedModel):
     """The bare encoder-decoder: returns the decoder's last hidden states (no output projection)."""
 
     def __init__(self, config: TransformerSeq2SeqConfig) -> None:
         super().__init__(config)
-        if config.share_encoder_decoder_embeddings:
-            self.shared = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
-            encoder_embeddings = decoder_embeddings = self.shared
-        else:
-            encoder_embeddings = nn.Embedding(config.vocab_size, config.d_model, config.pad_token_id)
-            decoder_embeddings = nn.Embedding(config.target_vocab_size, config.d_model, config.pad_token_id)
-        self._tied_weights_keys = (
-            {"encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"}
-            if config.share_encoder_decoder_embeddings
-            else {}
-        )
+        encoder_embeddings, decoder_embeddings = self._build_embeddings(config.d_model)
         self.encoder = TransformerSeq2SeqEncoder(config, encoder_embeddings)
         self.decoder = TransformerSeq2SeqDecoder(config, decoder_embeddings)
         self.post_init()
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.encoder.embed_tokens
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        if self.config.share_encoder_decoder_embeddings:
-            self.shared = value
-            self.decoder.embed_tokens = value
-        self.encoder.embed_tokens = value
-
-    def get_encoder(self) -> TransformerSeq2SeqEncoder:
-        return self.encoder
-
-    def get_decoder(self) -> TransformerSeq2SeqDecoder:
-        return self.decoder
 
     @can_return_tuple
     def forward(
@@ -556,97 +530,16 @@ class TransformerSeq2SeqModel(TransformerSeq2SeqPreTrainedModel):
         )
 
 
-class TransformerSeq2SeqForConditionalGeneration(TransformerSeq2SeqPreTrainedModel, GenerationMixin):
+class TransformerSeq2SeqForConditionalGeneration(
+    Seq2SeqLMMixin, TransformerSeq2SeqPreTrainedModel, GenerationMixin
+):
     """The encoder-decoder with its output projection: training loss and `generate()`."""
-
-    # Trainer passes `num_items_in_batch`; the loss uses it to average over the true token count.
-    accepts_loss_kwargs = True
 
     def __init__(self, config: TransformerSeq2SeqConfig) -> None:
         super().__init__(config)
         self.model = TransformerSeq2SeqModel(config)
-        self.lm_head = nn.Linear(config.d_model, config.target_vocab_size, bias=False)
-        source = "model.shared" if config.share_encoder_decoder_embeddings else "model.decoder.embed_tokens"
-        self._tied_weights_keys = {"lm_head.weight": f"{source}.weight"} if config.tie_word_embeddings else {}
+        self._build_lm_head(config.d_model)
         self.post_init()
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.model.get_input_embeddings()
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.model.set_input_embeddings(value)
-
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.lm_head
-
-    def set_output_embeddings(self, value: nn.Linear) -> None:
-        self.lm_head = value
-
-    def get_encoder(self) -> TransformerSeq2SeqEncoder:
-        return self.model.encoder
-
-    def get_decoder(self) -> TransformerSeq2SeqDecoder:
-        return self.model.decoder
-
-    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
-        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
-
-    @can_return_tuple
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        decoder_input_ids: torch.LongTensor | None = None,
-        decoder_attention_mask: torch.Tensor | None = None,
-        encoder_outputs: BaseModelOutput | tuple | None = None,
-        past_key_values: Cache | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        decoder_inputs_embeds: torch.Tensor | None = None,
-        labels: torch.LongTensor | None = None,
-        use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        num_items_in_batch: int | torch.Tensor | None = None,
-        **kwargs,
-    ) -> Seq2SeqLMOutput:
-        """Logits over the target vocabulary; with ``labels``, also the label-smoothed loss.
-
-        ``labels`` use -100 for positions to ignore; without ``decoder_input_ids`` they are
-        shifted right (starting with ``decoder_start_token_id``) to form the decoder input.
-        """
-        if labels is not None:
-            use_cache = False
-            if decoder_input_ids is None and decoder_inputs_embeds is None:
-                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
-        outputs = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            decoder_input_ids=decoder_input_ids,
-            decoder_attention_mask=decoder_attention_mask,
-            encoder_outputs=encoder_outputs,
-            past_key_values=past_key_values,
-            inputs_embeds=inputs_embeds,
-            decoder_inputs_embeds=decoder_inputs_embeds,
-            use_cache=use_cache,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            **kwargs,
-        )
-        logits = self.lm_head(outputs.last_hidden_state)
-        loss = None
-        if labels is not None:
-            loss = seq2seq_lm_loss(logits, labels, self.config.label_smoothing, num_items_in_batch)
-        return Seq2SeqLMOutput(
-            loss=loss,
-            logits=logits,
-            past_key_values=outputs.past_key_values,
-            decoder_hidden_states=outputs.decoder_hidden_states,
-            decoder_attentions=outputs.decoder_attentions,
-            cross_attentions=outputs.cross_attentions,
-            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
-            encoder_hidden_states=outputs.encoder_hidden_states,
-            encoder_attentions=outputs.encoder_attentions,
-        )
 
 
 __all__ = [

@@ -1,13 +1,18 @@
-"""Pieces both hf_attn models share: label shifting, the seq2seq loss, remote-code metadata.
+"""Pieces both hf_attn models share: embeddings and weight ties, the LM head and loss, remote-code metadata.
 
-This file is a sibling of the modeling files and imports only torch, so
-``save_pretrained`` can copy it with them for ``trust_remote_code`` loading.
+Both models are an encoder and a decoder behind the same interface; what is the same in
+both lives here once. This file is a sibling of the modeling files and imports only torch
+and transformers, so ``save_pretrained`` copies it with them for ``trust_remote_code``.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
+from transformers.modeling_outputs import Seq2SeqLMOutput
+from transformers.utils import can_return_tuple
 
 
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
@@ -82,3 +87,139 @@ class ExplicitTiedWeightsMixin:
         if all_submodels:
             return super().get_expanded_tied_weights_keys(all_submodels=True)
         return dict(self._tied_weights_keys or {})
+
+
+class EncoderDecoderEmbeddingsMixin:
+    """Token embeddings of a base encoder-decoder model (``self.encoder``/``self.decoder``).
+
+    With ``share_encoder_decoder_embeddings`` one matrix (``self.shared``) serves both sides
+    and the encoder's and decoder's copies are declared tied to it.
+    """
+
+    def _build_embeddings(self, embedding_dim: int) -> tuple[nn.Embedding, nn.Embedding]:
+        """(source, target) embeddings; call before building the encoder and decoder."""
+        config = self.config
+        if config.share_encoder_decoder_embeddings:
+            self.shared = nn.Embedding(config.vocab_size, embedding_dim, config.pad_token_id)
+            self._tied_weights_keys = {
+                "encoder.embed_tokens.weight": "shared.weight",
+                "decoder.embed_tokens.weight": "shared.weight",
+            }
+            return self.shared, self.shared
+        self._tied_weights_keys = {}
+        return (
+            nn.Embedding(config.vocab_size, embedding_dim, config.pad_token_id),
+            nn.Embedding(config.target_vocab_size, embedding_dim, config.pad_token_id),
+        )
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.encoder.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        if self.config.share_encoder_decoder_embeddings:
+            self.shared = value
+            self.decoder.embed_tokens = value
+        self.encoder.embed_tokens = value
+
+    def get_encoder(self, modality: str | None = None) -> nn.Module:
+        return self.encoder
+
+    def get_decoder(self) -> nn.Module:
+        return self.decoder
+
+
+class Seq2SeqLMMixin:
+    """The generation model around a base model ``self.model``: output projection, loss, accessors.
+
+    ``forward`` shifts ``labels`` into decoder inputs, projects the decoder output to the
+    target vocabulary and computes the label-smoothed loss. Trainer passes
+    ``num_items_in_batch``; the loss then averages over the true token count of the whole
+    optimizer step, which ``accepts_loss_kwargs`` declares.
+    """
+
+    accepts_loss_kwargs = True
+
+    def _build_lm_head(self, hidden_size: int) -> None:
+        """Output projection, tied to the target embeddings when ``tie_word_embeddings`` is set."""
+        config = self.config
+        self.lm_head = nn.Linear(hidden_size, config.target_vocab_size, bias=False)
+        source = "model.shared" if config.share_encoder_decoder_embeddings else "model.decoder.embed_tokens"
+        self._tied_weights_keys = {"lm_head.weight": f"{source}.weight"} if config.tie_word_embeddings else {}
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head = value
+
+    def get_encoder(self, modality: str | None = None) -> nn.Module:
+        return self.model.encoder
+
+    def get_decoder(self) -> nn.Module:
+        return self.model.decoder
+
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: Any = None,
+        past_key_values: Any = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        num_items_in_batch: int | torch.Tensor | None = None,
+        **kwargs,
+    ) -> Seq2SeqLMOutput:
+        """Logits over the target vocabulary; with ``labels`` (-100 = ignore) also the label-smoothed loss.
+
+        Without ``decoder_input_ids`` the labels are shifted right behind
+        ``decoder_start_token_id`` to form the decoder input (teacher forcing).
+        """
+        if labels is not None:
+            use_cache = False
+            if decoder_input_ids is None and decoder_inputs_embeds is None:
+                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            encoder_outputs=encoder_outputs,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            **kwargs,
+        )
+        logits = self.lm_head(outputs.last_hidden_state)
+        loss = None
+        if labels is not None:
+            loss = seq2seq_lm_loss(logits, labels, self.config.label_smoothing, num_items_in_batch)
+        return Seq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            decoder_hidden_states=outputs.decoder_hidden_states,
+            decoder_attentions=outputs.decoder_attentions,
+            cross_attentions=outputs.cross_attentions,
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            encoder_hidden_states=outputs.encoder_hidden_states,
+            encoder_attentions=outputs.encoder_attentions,
+        )
