@@ -1,0 +1,420 @@
+"""The seed experiment: presets, gradient probe, length scaling, report rendering, a micro end-to-end run, CLI."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+from tiny_seq2seq import bible_corpus, one_torch_thread, small_tokenizer, tiny_model  # noqa: F401
+from transformers import AutoConfig, AutoModelForSeq2SeqLM
+
+from hf_attn.cli import main
+from hf_attn.evaluation import DEFAULT_LENGTH_BUCKETS
+from hf_attn.experiment import (
+    MODELS,
+    command_line,
+    make_settings,
+    run_experiment,
+    select_test_verses,
+    train_model,
+    training_configs,
+)
+from hf_attn.experiment_report import (
+    HELD,
+    INCONCLUSIVE,
+    MIXED,
+    NOT_HELD,
+    assess_claims,
+    render_markdown,
+)
+from hf_attn.gradient_probe import probe_gradients, source_gradient_norms
+from hf_attn.length_scaling import synthetic_batch, training_tokens_per_second
+from hf_attn.training_config import PRESETS_DIR
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL_KEYS = {"model_type", "model", "output_dir"}
+
+
+def _long_pairs(count: int) -> tuple[list[str], list[str]]:
+    test = bible_corpus()["test"]
+    picks = [i for i, source in enumerate(test["source"]) if len(source.split()) >= 40][:count]
+    return [test[i]["source"] for i in picks], [test[i]["target"] for i in picks]
+
+
+def _norms(model, source: str, target: str) -> torch.Tensor:
+    encoded = small_tokenizer()(source, text_target=target, return_tensors="pt")
+    return source_gradient_norms(model, encoded["input_ids"], encoded["labels"])
+
+
+# ------------------------------------------------------------------------------ presets
+
+
+def test_presets_differ_only_in_the_model():
+    presets = {m.preset: yaml.safe_load((PRESETS_DIR / f"{m.preset}.yaml").read_text()) for m in MODELS}
+    reference = presets["seed_transformer"]
+    for name, values in presets.items():
+        assert set(values) == set(reference), name
+        assert {k: v for k, v in values.items() if k not in MODEL_KEYS} == {
+            k: v for k, v in reference.items() if k not in MODEL_KEYS
+        }, name
+        assert values["output_dir"].endswith(next(m.name for m in MODELS if m.preset == name))
+    assert len({yaml.safe_dump(v["model"]) for v in presets.values()}) == len(MODELS)
+
+
+def test_preset_models_are_matched_in_size():
+    counts = {}
+    for model in MODELS:
+        config = training_configs(make_settings())[model.name]
+        built = AutoModelForSeq2SeqLM.from_config(
+            AutoConfig.for_model(config.model_type, vocab_size=8000, **config.model)
+        )
+        counts[model.name] = sum(p.numel() for p in built.parameters())
+    # Stated in the presets' header comment: 4.48 M, 4.81 M, 5.01 M, 4.94 M.
+    assert [round(counts[m.name] / 1e6, 2) for m in MODELS] == [4.48, 4.81, 5.01, 4.94]
+    assert max(counts.values()) / min(counts.values()) < 1.12
+
+
+# ------------------------------------------------------------------------------ gradient probe
+
+
+@pytest.mark.parametrize("model_type", ["transformer_seq2seq", "rnn_seq2seq"])
+def test_gradient_norms_cover_every_source_position(model_type):
+    model = tiny_model(model_type).train()
+    sources, targets = _long_pairs(1)
+    encoded = small_tokenizer()(sources[0], text_target=targets[0], return_tensors="pt")
+    norms = source_gradient_norms(model, encoded["input_ids"], encoded["labels"])
+    assert norms.shape == (encoded["input_ids"].shape[1],)
+    assert torch.isfinite(norms).all() and (norms > 0).all()
+    assert model.training  # the caller's mode is restored
+    assert all(p.grad is None for p in model.parameters())  # measuring does not leave gradients behind
+    with pytest.raises(ValueError, match="one pair"):
+        source_gradient_norms(model, encoded["input_ids"].repeat(2, 1), encoded["labels"].repeat(2, 1))
+
+
+def test_without_attention_the_gradient_vanishes_with_distance_from_the_decoder():
+    """Measured at random init (tiny models, 3 verses of 40+ words): the properties hold by orders of magnitude."""
+    sources, targets = _long_pairs(3)
+    unidirectional = tiny_model("rnn_seq2seq", attention_type="none", input_feeding=False, bidirectional_encoder=False)
+    bidirectional = tiny_model("rnn_seq2seq", attention_type="none", input_feeding=False)
+    attention = tiny_model("rnn_seq2seq", attention_type="bahdanau", input_feeding=False)
+    for source, target in zip(sources, targets):
+        # The decoder starts from the final state: the first token is reached through the whole recurrence.
+        norms = _norms(unidirectional, source, target)
+        assert norms[0] < 1e-2 * norms[-1]
+        # A bidirectional encoder's final state holds both ends, so the middle gets the least.
+        norms = _norms(bidirectional, source, target)
+        middle = norms[len(norms) // 2]
+        assert middle < 1e-2 * norms[0] and middle < 1e-2 * norms[-1]
+    spread_without = probe_gradients(bidirectional, small_tokenizer(), sources, targets).spread
+    spread_with = probe_gradients(attention, small_tokenizer(), sources, targets).spread
+    assert spread_with < 10 < 100 * 10 < spread_without
+
+
+def test_gradient_profile_averages_verses_over_shared_positions():
+    sources, targets = _long_pairs(2)
+    profile = probe_gradients(tiny_model("transformer_seq2seq"), small_tokenizer(), sources, targets)
+    assert profile.num_verses == 2 and profile.positions == min(profile.source_lengths)
+    assert len(profile.from_start) == len(profile.from_end) == profile.positions
+    assert profile.spread >= 1 and all(math.isfinite(v) and v > 0 for v in profile.from_start + profile.from_end)
+
+
+# ------------------------------------------------------------------------------ length scaling, verse selection
+
+
+def test_training_throughput_on_fixed_token_batches():
+    models = {"rnn": tiny_model("rnn_seq2seq"), "transformer": tiny_model("transformer_seq2seq")}
+    batch = synthetic_batch(models["rnn"], length=16, tokens=100, seed=0)
+    assert batch["input_ids"].shape == batch["labels"].shape == (6, 16)
+    assert (batch["labels"][:, -1] == models["rnn"].config.eos_token_id).all() and (
+        batch["input_ids"][:, :-1] > 3
+    ).all()
+    before = [p.detach().clone() for p in models["rnn"].parameters()]
+    rates = training_tokens_per_second(models, [8, 32], tokens_per_batch=64, repeats=2)
+    assert list(rates) == ["rnn", "transformer"]
+    assert all(len(r) == 2 and all(math.isfinite(x) and x > 0 for x in r) for r in rates.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, models["rnn"].parameters()))  # real training steps
+    with pytest.raises(ValueError, match="lengths"):
+        training_tokens_per_second(models, [1])
+
+
+def test_test_verses_are_capped_per_length_bucket():
+    test = bible_corpus()["test"]
+    chosen = select_test_verses(test, per_bucket=5, seed=0)
+    counts = [
+        sum(low <= len(s.split()) and (high is None or len(s.split()) <= high) for s in chosen["source"])
+        for low, high in DEFAULT_LENGTH_BUCKETS
+    ]
+    assert counts == [5] * len(DEFAULT_LENGTH_BUCKETS)
+    assert list(chosen["id"]) == list(select_test_verses(test, per_bucket=5, seed=0)["id"])
+    assert select_test_verses(test, per_bucket=None, seed=0) is test
+
+
+def test_command_line_reproduces_the_settings():
+    settings = make_settings(quick=True, max_minutes=2.5, test_per_bucket=0, extra_overrides=["max_tokens=900"])
+    assert settings.test_per_bucket is None and settings.docs_dir is None
+    assert settings.overrides[-1] == "max_tokens=900"
+    assert command_line(settings) == (
+        "hf-attn experiment --quick --minutes-per-model 2.5 --test-per-bucket 0 --set max_tokens=900"
+    )
+    assert command_line(make_settings()) == "hf-attn experiment"
+    assert make_settings().docs_dir == "docs"
+
+
+# ------------------------------------------------------------------------------ report
+
+
+def _buckets(bleus: list[float | None]) -> list[dict[str, Any]]:
+    return [
+        {
+            "bucket": f"{low}+" if high is None else f"{low}-{high}",
+            "min_words": low,
+            "max_words": high,
+            "n": 0 if bleu is None else 20,
+            "bleu": bleu,
+            "chrf": None if bleu is None else bleu + 20,
+        }
+        for (low, high), bleu in zip(DEFAULT_LENGTH_BUCKETS, bleus)
+    ]
+
+
+def _model(label: str, role: str, bleu: float, buckets: list, throughput: list, spread: float) -> dict[str, Any]:
+    gradients = {"spread": spread, "first_to_last": 1.0, "from_start": [1.0, 0.5], "from_end": [1.0, 0.5]}
+    return {
+        "label": label,
+        "role": role,
+        "preset": f"seed_{label}",
+        "parameters": 4_800_000,
+        "embedding_parameters": 2_048_000,
+        "budget": {"max_minutes": 10, "max_steps": None},
+        "training": {
+            "steps": 400,
+            "epochs_completed": 0,
+            "train_seconds": 600.0,
+            "stopped_because": "max_minutes",
+            "target_tokens_per_second": 700.0,
+            "target_tokens": 420_000,
+            "best_dev_bleu": bleu,
+        },
+        "reused": False,
+        "load_average": {"start": [3.9, 3.0, 2.0], "end": [4.2, 3.5, 2.5]},
+        "test": {
+            "bleu": bleu,
+            "chrf": bleu + 20,
+            "bleu_signature": "nrefs:1|tok:13a",
+            "chrf_signature": "nc:6",
+            "by_source_length": _buckets(buckets),
+        },
+        "gradients": {"trained": gradients, "init": gradients},
+        "throughput": throughput,
+        "heatmaps": []
+        if role == "no_attention"
+        else [
+            {
+                "verse_id": "GEN.1.1",
+                "source": "In the beginning",
+                "reference": "En el principio",
+                "translation": "En el principio",
+                "figures": [{"file": f"attention_{label}_verse1_layer1.png", "caption": f"{label}, layer 1"}],
+            }
+        ],
+    }
+
+
+def synthetic_results() -> dict[str, Any]:
+    """A results dict shaped like run_experiment's, with numbers that make claims 1-7 hold."""
+    return {
+        "created": "2026-11-26T12:00:00+00:00",
+        "command": "hf-attn experiment",
+        "quick": False,
+        "settings": {"bleu_margin": 1.0},
+        "hardware": {
+            "cpu": "Test CPU",
+            "logical_cpus": 2,
+            "usable_cpus": 2,
+            "torch_threads": 2,
+            "device": "cpu",
+            "gpu": None,
+            "python": "3.11",
+            "torch": "2.x",
+            "transformers": "5.23.0",
+            "git_commit": "abc123",
+            "load_average_start": [3.0, 3.0, 3.0],
+            "load_average_end": [4.0, 4.0, 4.0],
+        },
+        "tokenizer": {"vocab_size": 8000},
+        "test_set": {"verses": 365, "per_bucket": 80, "num_beams": 4, "full_split": 1015},
+        "probe": {"min_words": 40, "verses": 32},
+        "throughput": {"lengths": [16, 256], "tokens_per_batch": 2048, "repeats": 3},
+        "figures": {
+            key: f"{key}.png"
+            for key in (
+                "bleu_by_length",
+                "learning_curves_step",
+                "learning_curves_seconds",
+                "gradient_from_start",
+                "gradient_from_end",
+                "throughput",
+            )
+        },
+        "wall_seconds": 3600.0,
+        "models": {
+            "rnn_none": _model("none", "no_attention", 10.0, [None, 14, 12, 9, 5, 2], [900, 800], 1e5),
+            "rnn_bahdanau": _model("bahdanau", "attention_rnn", 15.0, [None, 16, 16, 15, 14, 13], [1000, 700], 3.0),
+            "rnn_luong": _model("luong", "attention_rnn", 16.0, [None, 17, 17, 16, 15, 14], [500, 100], 2.0),
+            "transformer": _model("transformer", "transformer", 18.0, [None, 19, 19, 18, 17, 16], [1200, 2400], 6.0),
+        },
+    }
+
+
+def test_claims_follow_the_numbers():
+    results = synthetic_results()
+    assert [claim.verdict for claim in assess_claims(results)] == [HELD] * 7
+    claims = {claim.title: claim for claim in assess_claims(results)}
+    long_claim = claims["Without attention, quality collapses on long sentences (51+ words)"]
+    assert "none 2.00 vs bahdanau 13.00, luong 14.00" in long_claim.evidence
+
+    models = results["models"]
+    models["rnn_bahdanau"]["test"]["bleu"] = 10.5  # within the 1-BLEU margin of the baseline
+    models["rnn_none"]["throughput"] = [900, 3000]  # the fastest RNN at 256 tokens now beats the Transformer
+    models["transformer"]["gradients"]["trained"]["spread"] = 1e5
+    verdicts = [claim.verdict for claim in assess_claims(results)]
+    assert verdicts[0] == MIXED  # luong beats the baseline, bahdanau is inside the margin
+    assert verdicts[5] == MIXED and verdicts[6] == MIXED  # held against the attention RNNs only
+    for entry in models.values():
+        entry["throughput"] = [1000, 1000]
+    assert assess_claims(results)[5].verdict == NOT_HELD
+
+    for entry in models.values():  # nothing learned: no difference is meaningful
+        entry["test"]["bleu"] = 0.0
+        entry["test"]["by_source_length"] = _buckets([None, 0.0, 0.0, 0.0, 0.0, 0.0])
+    verdicts = [claim.verdict for claim in assess_claims(results)]
+    assert verdicts[:5] == [INCONCLUSIVE] * 5
+
+
+def test_report_has_every_section_figure_and_number():
+    results = synthetic_results()
+    markdown = render_markdown(results)
+    for heading in (
+        "# The seed experiment",
+        "## Setup",
+        "## Translation quality",
+        "## What the numbers show",
+        "## Learning curves",
+        "## Alignments",
+        "## Vanishing gradients",
+        "## Sequential computation",
+        "## Caveats",
+    ):
+        assert f"\n{heading}" in "\n" + markdown, heading
+    for figure in [*results["figures"].values(), "attention_bahdanau_verse1_layer1.png"]:
+        assert f"(experiment/{figure})" in markdown
+    assert "```bash\nhf-attn experiment\n```" in markdown and "Test CPU" in markdown and "5.23.0" in markdown
+    assert "| none | 10.00 | 30.00 |" in markdown  # the test BLEU/chrF table
+    assert "Smoke run" not in markdown and "No model finished an epoch" in markdown
+    quick = copy.deepcopy(results) | {"quick": True}
+    assert "Smoke run" in render_markdown(quick)
+
+
+# ------------------------------------------------------------------------------ end to end
+
+
+RNN_TINY = ("model.hidden_size=16", "model.embedding_size=16", "model.encoder_hidden_size=16", "model.decoder_layers=1")
+MICRO_TRAINING = (
+    "max_train_examples=32",
+    "max_tokens=256",
+    "max_steps=2",
+    "warmup_steps=1",
+    "eval_every=2",
+    "eval_examples=2",
+    "save_every=2",
+    "log_every=1",
+)
+TRANSFORMER_TINY = (
+    "model.d_model=16",
+    "model.encoder_layers=1",
+    "model.decoder_layers=1",
+    "model.encoder_ffn_dim=32",
+    "model.decoder_ffn_dim=32",
+)
+
+
+def test_micro_experiment_end_to_end(tmp_path):
+    """Tiny models, two updates each, a handful of verses: every artefact is written, into tmp only."""
+    tokenizer_dir = tmp_path / "tokenizer"
+    small_tokenizer().save_pretrained(tokenizer_dir)
+    settings = make_settings(
+        output_dir=str(tmp_path / "run"),
+        docs_dir=str(tmp_path / "docs"),
+        tokenizer=str(tokenizer_dir),
+        extra_overrides=MICRO_TRAINING,
+        model_overrides={
+            "rnn_none": RNN_TINY,
+            "rnn_bahdanau": RNN_TINY,
+            "rnn_luong": RNN_TINY,
+            "transformer": TRANSFORMER_TINY,
+        },
+        test_per_bucket=1,
+        num_beams=1,
+        heatmap_words=(10,),
+        probe_verses=2,
+        throughput_lengths=(8, 16),
+        throughput_tokens=64,
+        throughput_repeats=1,
+    )
+    results = run_experiment(settings)
+
+    assert list(results["models"]) == [m.name for m in MODELS]
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["models"].keys() == results["models"].keys()
+    for name, entry in results["models"].items():
+        assert entry["training"]["steps"] == 2 and entry["test"]["n"] == 6
+        assert len(entry["throughput"]) == 2 and entry["gradients"]["trained"]["num_verses"] == 2
+        assert entry["cross_attention"] == (name != "rnn_none")
+        card = (tmp_path / "run" / name / "best" / "README.md").read_text()
+        assert "experiment.md" in card
+    transformer_figures = [f["file"] for f in results["models"]["transformer"]["heatmaps"][0]["figures"]]
+    assert transformer_figures == ["attention_transformer_verse1_layer1.png", "attention_transformer_verse1_head.png"]
+    for report_dir in (tmp_path / "docs", tmp_path / "run"):
+        markdown = (report_dir / "experiment.md").read_text()
+        links = re.findall(r"\]\((experiment/[^)]+)\)", markdown)
+        assert len(links) >= 10 and all((report_dir / link).is_file() for link in links)
+
+    configs = training_configs(settings, str(tokenizer_dir))
+    skipped = train_model(configs["rnn_none"])  # a finished run with the same config is skipped...
+    assert skipped["reused"] and skipped["summary"] == results["models"]["rnn_none"]["training"]
+    assert skipped["load_average"] == results["models"]["rnn_none"]["load_average"]  # ...and keeps its conditions
+    longer = training_configs(dataclasses.replace(settings, max_steps=3), str(tokenizer_dir))
+    resumed = train_model(longer["rnn_none"])  # a larger budget continues from the checkpoint
+    assert not resumed["reused"] and resumed["summary"]["steps"] == 3
+
+
+# ------------------------------------------------------------------------------ command line
+
+
+def test_cli_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["experiment", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--quick", "--minutes-per-model", "--steps-per-model", "--docs-dir", "--output-dir", "--set"):
+        assert option in text
+
+
+def test_script_help():
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "seed_experiment.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0 and "hf-attn experiment" in done.stdout and "--quick" in done.stdout
