@@ -120,6 +120,7 @@ def _add_quickstart(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--quick", action="store_true", help="a few-minute smoke run")
     parser.add_argument("--minutes-per-model", type=float, help="training budget of each model (overrides presets)")
     parser.add_argument("--test-examples", type=int, help="evaluate on the first N test verses only")
+    parser.add_argument("--cards-dir", help="also copy the model cards and plots here (e.g. model_cards)")
     parser.set_defaults(handler=_run_quickstart)
 
 
@@ -127,7 +128,11 @@ def _run_quickstart(args: argparse.Namespace) -> int:
     from .quickstart import format_report, run_quickstart
 
     report = run_quickstart(
-        args.output_dir, quick=args.quick, minutes_per_model=args.minutes_per_model, test_examples=args.test_examples
+        args.output_dir,
+        quick=args.quick,
+        minutes_per_model=args.minutes_per_model,
+        test_examples=args.test_examples,
+        cards_dir=args.cards_dir,
     )
     print(format_report(report))
     return 0
@@ -156,11 +161,7 @@ def _run_card(args: argparse.Namespace) -> int:
     from .cards import write_model_card
 
     metrics = json.loads(Path(args.test_metrics).read_text(encoding="utf-8")) if args.test_metrics else None
-    try:
-        path = write_model_card(args.model_dir, run_dir=args.run_dir, test_metrics=metrics, repo_id=args.repo_id)
-    except (FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"error: {err}") from err
-    print(path)
+    print(write_model_card(args.model_dir, run_dir=args.run_dir, test_metrics=metrics, repo_id=args.repo_id))
     return 0
 
 
@@ -184,13 +185,10 @@ def _run_push(args: argparse.Namespace) -> int:
     from .cards import CARD_NAME, write_model_card
     from .hub import check_model_folder, push_model_folder, validate_repo_id
 
-    try:
-        validate_repo_id(args.repo_id)
-        folder = check_model_folder(args.model_dir)
-        if not (folder / CARD_NAME).is_file():
-            write_model_card(folder, run_dir=args.run_dir, repo_id=args.repo_id)
-    except (FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"error: {err}") from err
+    validate_repo_id(args.repo_id)
+    folder = check_model_folder(args.model_dir)
+    if not (folder / CARD_NAME).is_file():
+        write_model_card(folder, run_dir=args.run_dir, repo_id=args.repo_id)
     commit = push_model_folder(folder, args.repo_id, private=args.private, commit_message=args.message)
     print(commit)
     return 0
@@ -271,7 +269,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except (OSError, ValueError) as error:
+        # Bad input (a missing file or repo, a bad config value, malformed data) is the user's to fix:
+        # say what is wrong without a traceback, unless --verbose asks for one.
+        if args.verbose:
+            raise
+        print(f"hf-attn {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -10,16 +10,24 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedModel, 
 from .tokenization import check_tokenizer_matches_config
 
 
+def looks_like_local_path(name: str) -> bool:
+    """True for names that cannot be Hub repo ids ("owner/name"): absolute, relative or nested paths."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
+
+
 def load_model_and_tokenizer(
     model_dir: str | Path, device: str | torch.device | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Model (in eval mode) and tokenizer from one ``save_pretrained`` folder.
 
-    A local folder is checked first so that a typo or an incomplete copy fails with the
-    name of the missing file rather than a Hub lookup error.
+    ``model_dir`` is a local folder or a Hub repo id. A local folder is checked first so
+    that a typo or an incomplete copy fails with the name of the missing file rather than
+    a Hub lookup error.
     """
     path = Path(model_dir)
-    if path.exists():
+    if path.exists() or looks_like_local_path(str(model_dir)):
+        if not path.exists():
+            raise FileNotFoundError(f"No model folder at {path}.")
         if not path.is_dir():
             raise NotADirectoryError(f"{path} is a file; expected a model folder written by save_pretrained.")
         missing = [name for name in ("config.json", "tokenizer.json") if not (path / name).is_file()]

@@ -87,11 +87,13 @@ open({str(best / "README.md")!r}, "w", encoding="utf-8").write({OWN_CARD!r})
     assert own.private and local_hub.store.blob_path(own.commits[own.main].files["README.md"]).read_text() == OWN_CARD
 
 
-def test_push_checks_the_repo_id_and_the_folder_before_writing_anything(tmp_path: Path):
+def test_push_checks_the_repo_id_and_the_folder_before_writing_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
     folder = tmp_path / "model"
     save_tiny_model("transformer_seq2seq", folder)
-    with pytest.raises(SystemExit, match=r"error: Invalid Hub repo id 'not a repo'"):
-        cli_main(["push", str(folder), "not a repo"])
-    with pytest.raises(SystemExit, match=r"error: Model folder .* has no config.json"):
-        cli_main(["push", str(tmp_path), "user/empty"])
+    assert cli_main(["push", str(folder), "not a repo"]) == 2
+    assert re.search(r"error: Invalid Hub repo id 'not a repo'", capsys.readouterr().err)
+    assert cli_main(["push", str(tmp_path), "user/empty"]) == 2
+    assert re.search(r"error: Model folder .* has no config.json", capsys.readouterr().err)
     assert not (folder / "README.md").exists() and not (tmp_path / "README.md").exists()
