@@ -1,0 +1,298 @@
+"""Turns the results of :mod:`hf_attn.benchmarking` into tables, a plot and ``docs/benchmarks.md``.
+
+Everything here reads only the results dictionary (the JSON the script writes), so the
+document can be regenerated from a saved JSON without rerunning anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .plotting import plot_series
+
+SCALING_PLOT = "benchmark_scaling.png"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub-flavoured markdown table (also readable in a terminal)."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join("" if cell is None else str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _label(results: dict[str, Any], key: str) -> str:
+    return results.get("systems", {}).get(key, {}).get("label", key)
+
+
+def _verdict(entry: dict[str, Any]) -> str:
+    if entry["target"] is None:
+        return "—"
+    return f"≥ {entry['target']:.2f}: {'yes' if entry['meets_target'] else 'no'}"
+
+
+def comparisons_table(results: dict[str, Any]) -> str:
+    rows = [
+        [
+            entry["name"],
+            entry["metric"],
+            f"{_label(results, entry['numerator'])}: {entry['numerator_value']:.1f}",
+            f"{_label(results, entry['denominator'])}: {entry['denominator_value']:.1f}",
+            f"**{entry['ratio']:.2f}** ({entry['ratio_min']:.2f}–{entry['ratio_max']:.2f})",
+            _verdict(entry),
+        ]
+        for entry in results["comparisons"]
+    ]
+    for key, summary in results.get("training", {}).items():
+        if key.startswith("hf_attn-transformer") and "fraction_of_matmul" in summary:
+            target = results.get("targets", {}).get("efficiency")
+            met = "—" if target is None else f"≥ {target:.2f}: {'yes' if summary['fraction_of_matmul'] >= target else 'no'}"
+            rows.append([
+                f"Training efficiency ({_label(results, key)})",
+                "model FLOP/s ÷ matmul FLOP/s",
+                f"{summary['model_gflops']:.1f} GFLOP/s",
+                f"matmul {summary['matmul_gflops']:.1f} GFLOP/s",
+                f"**{summary['fraction_of_matmul']:.2f}**",
+                met,
+            ])
+    return table(["comparison", "metric", "hf_attn", "peer / ceiling", "ratio (min–max over rounds)", "target met"], rows)
+
+
+def training_table(results: dict[str, Any], family: str) -> str:
+    rows = []
+    for key, s in results.get("training", {}).items():
+        system = results["systems"][key]
+        if system["family"] != family:
+            continue
+        rows.append([
+            system["label"],
+            f"{s['target_tokens_per_s']:.1f}",
+            f"{s['total_tokens_per_s']:.1f}",
+            ", ".join(f"{r:.0f}" for r in s["target_tokens_per_s_rounds"]),
+            f"{s['seconds_per_pass']:.2f}",
+            f"{s['peak_rss_mb']:.0f} (+{s['peak_rss_mb'] - system['baseline_rss_mb']:.0f})",
+            f"{system['parameters'] / 1e6:.2f} M",
+            f"{s['matmul_gflops']:.1f}",
+            f"{s['model_gflops']:.1f}" if "model_gflops" in s else "—",
+            f"{s['fraction_of_matmul']:.2f} / {s['fraction_of_matmul_with_output_projection']:.2f}"
+            if "fraction_of_matmul" in s else "—",
+        ])
+    return table(
+        ["system", "target tok/s", "source+target tok/s", "target tok/s per round", "s / pass",
+         "peak RSS MB (+ over imports)", "parameters", "matmul GFLOP/s", "model GFLOP/s",
+         "fraction of matmul (without / with output projection)"],
+        rows,
+    )
+
+
+def generation_table(results: dict[str, Any]) -> str:
+    generation = results.get("generation", {})
+    keys = list(next(iter(generation.values()), {}))
+    rows = [
+        [_label(results, key), *(f"{generation[mode][key]['tokens_per_s']:.1f}" for mode in generation)]
+        for key in keys
+    ]
+    return table(["system", *(f"{mode} tokens/s" for mode in generation)], rows)
+
+
+def scaling_table(results: dict[str, Any]) -> str:
+    scaling = results.get("scaling", {})
+    if not scaling:
+        return ""
+    keys = list(next(iter(scaling.values())))
+    ratios = results.get("scaling_ratios", {})
+    ratio_keys = list(next(iter(ratios.values()), {}))
+    rows = [
+        [length, row[keys[0]]["sentences_per_batch"], *(f"{row[k]['target_tokens_per_s']:.0f}" for k in keys),
+         *(f"{ratios[length][k]:.2f}" for k in ratio_keys)]
+        for length, row in scaling.items()
+    ]
+    headers = ["length", "sentences / batch", *(f"{_label(results, k)} tok/s" for k in keys),
+               *(f"Transformer ÷ {_label(results, k)}" for k in ratio_keys)]
+    return table(headers, rows)
+
+
+def format_report(results: dict[str, Any]) -> str:
+    """The console summary: comparisons, then the per-benchmark tables that exist."""
+    parts = ["Comparisons (median over rounds of the per-round ratio):", comparisons_table(results)]
+    for family, title in (("transformer", "Transformer training"), ("rnn", "RNN training")):
+        if any(results["systems"][k]["family"] == family for k in results.get("training", {})):
+            parts += [f"\n{title}:", training_table(results, family)]
+    if results.get("generation"):
+        parts += ["\nGeneration:", generation_table(results)]
+    if results.get("scaling"):
+        parts += ["\nScaling (synthetic batches, target tokens/s):", scaling_table(results)]
+    if results.get("joey_cli"):
+        parts.append(f"\nJoey NMT's own trainer (log): {results['joey_cli']['target_tokens_per_s']:.1f} target tok/s")
+    return "\n".join(parts)
+
+
+def write_json(results: dict[str, Any], path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def plot_scaling(results: dict[str, Any], path: str | os.PathLike) -> Path:
+    scaling = results["scaling"]
+    lengths = [int(length) for length in scaling]
+    keys = list(next(iter(scaling.values())))
+    series = {
+        _label(results, key): (lengths, [scaling[str(length)][key]["target_tokens_per_s"] for length in lengths])
+        for key in keys
+    }
+    return plot_series(
+        series, path, xlabel="sentence length (tokens, source = target)", ylabel="training target tokens/s",
+        title=f"Training throughput vs sentence length ({results['settings']['scaling_tokens']} tokens per batch)",
+        logy=True,
+    )
+
+
+def _machine_section(results: dict[str, Any]) -> str:
+    m, s = results["machine"], results["settings"]
+    git = m.get("git", {})
+    modified = ", ".join(git.get("uncommitted_package_files") or []) or "none"
+    lines = [
+        f"- CPU: {m['cpu']}, {m['usable_cpus']} usable of {m['logical_cpus']} logical CPUs, "
+        f"{m['threads_per_system']} torch thread(s) per system; {m.get('memory_gb')} GB memory"
+        + (f"; GPU: {m['gpu']}" if m.get("gpu") else ""),
+        f"- Python {m['python']}, torch {m['torch']}, transformers {m['transformers']}; "
+        f"device {s['device']}, {s['dtype']}",
+        f"- Load average (1, 5, 15 min) at start {m['load_average_at_start']}, at end {m.get('load_average_at_end')}: "
+        "the machine was shared, so absolute numbers are noisy; ratios are per round.",
+        *([f"- {m['threads_per_system']} thread(s) per system on {m['usable_cpus']} CPUs: on a shared machine a "
+            "multi-threaded torch op stalls at its OpenMP barrier whenever another process holds a core, and "
+            "throughput then swings several-fold from round to round; fewer threads measure compute, not "
+            "scheduling. Compare thread counts only between runs on an idle machine."]
+          if m["threads_per_system"] < m["usable_cpus"] else []),
+        f"- Code: commit {git.get('commit')}; hf_attn files differing from it (modified or untracked) at the time: {modified}",
+        f"- Run: {results['created']}, {results['wall_seconds']:.0f} s wall time",
+    ]
+    return "\n".join(lines)
+
+
+def _data_section(results: dict[str, Any]) -> str:
+    d, s = results["data"], results["settings"]
+    return (
+        f"Data: the {d['corpus']}: {d['train_pairs']} pairs, joint BPE of {d['vocab_size']} tokens trained on them. "
+        f"Training uses the first {d['train_batches']} token-count batches of epoch 0 "
+        f"(`plan_token_batches`, seed {s['seed']}, ≤ {d['max_padded_tokens_per_batch']} padded tokens): "
+        f"on average {d['mean_sentences_per_batch']} sentences, {d['mean_source_tokens_per_batch']} source and "
+        f"{d['mean_target_tokens_per_batch']} target tokens per batch. Generation translates the first "
+        f"{d['generation_sentences']} test verses (mean {d['generation_mean_source_tokens']} source tokens) in "
+        f"batches of {s['generation_batch_size']}."
+    )
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    """The whole ``docs/benchmarks.md``."""
+    s = results["settings"]
+    size = results.get("size", {})
+    sections = [
+        "# Benchmarks",
+        "Generated by `scripts/benchmark.py --write-docs` from `docs/benchmarks.json`; do not edit by hand. "
+        "Every ratio compares two systems measured in the same rounds of the same run: each system runs in its "
+        "own worker process, and the workers take turns over the same batches (A, B, C, …; who starts rotates "
+        "every round). A ratio is the median over rounds of the per-round ratio; min–max shows its spread.",
+        "## Where we stand",
+        comparisons_table(results),
+        "## Machine",
+        _machine_section(results),
+        "## Reproduce",
+        "```bash\n"
+        f"{results['command']}\n"
+        "python scripts/benchmark.py --quick --no-joey      # smoke test, a minute or two\n"
+        "python scripts/benchmark.py --size base --device cuda --dtype bf16 --write-docs   # on a GPU\n"
+        "```\n"
+        "Joey NMT runs from its own venv (`--joey-venv`, created on first use with "
+        "`pip install torch==<this torch> joeynmt==2.3.0 importlib_metadata`); hf_attn's environment never gets it.",
+        "## Models and data",
+        f"Size `{s['size']}`: vocabulary {size.get('vocab_size')}, d_model {size.get('d_model')}, "
+        f"{size.get('layers')}+{size.get('layers')} layers, {size.get('heads')} heads, FFN {size.get('ffn_dim')}; "
+        f"RNN hidden size {size.get('rnn_hidden')}. " + _data_section(results),
+        "- **Transformers**: hf_attn's `TransformerSeq2SeqForConditionalGeneration` and a randomly initialised "
+        "`MarianMTModel` with identical dimensions: vocabulary, d_model, layers, heads, FFN, ReLU, dropout "
+        f"{s['dropout']}, no attention/activation dropout, post-LayerNorm, sinusoidal positions, embeddings scaled by "
+        "√d_model, one embedding matrix shared by encoder, decoder and output layer. Both compute their own loss "
+        "from `labels` (hf_attn with `label_smoothing=0`, as Marian's built-in loss has none). Differences that "
+        "remain: hf_attn's attention projections have no biases (Marian's have), so Marian has "
+        "more parameters (see the table); Marian adds a `final_logits_bias` buffer to the logits.",
+        "- **RNNs**: 1-layer bidirectional LSTM encoder with "
+        f"{size.get('rnn_hidden')} units per direction, 1-layer LSTM decoder of {size.get('rnn_hidden')}, Bahdanau "
+        "attention on the new decoder state, attentional vector tanh(W[h; c]), bridge initialisation, tied "
+        "embeddings, dropout everywhere as above, label smoothing 0.1 for all RNNs. Joey NMT 2.3 gets the same "
+        "token ids (our BPE pieces as its word-level vocabulary; only the four special ids are permuted) and the "
+        "same batches, through its own model and the body of its trainer's step. hf_attn's RNN runs with input "
+        "feeding (the step-by-step decoder, like Joey's) and without (one fused LSTM call over the target).",
+        f"- **Training step** (every system): forward with loss, backward, gradient clipping at {s['max_grad_norm']}, "
+        f"AdamW (torch default implementation, lr {s['learning_rate']}), zero grads; one step per batch. A pass is "
+        f"one step on each of the {s['train_batches']} batches; {s['repeats']} measured rounds after "
+        f"{s['warmup']} warm-up round(s) ({s['generation_repeats']} for generation, {s['scaling_repeats']} per "
+        "scaling length).",
+        "- **Tokens/s** counts non-pad tokens: target = labels other than -100 (EOS included, as Joey's log counts), "
+        "source+target adds the attention-mask tokens of the source.",
+        "- **Peak memory** is each worker process's peak resident set after the training rounds (Linux `VmHWM`: "
+        "model, optimizer state, activations, plus the interpreter and libraries; `ru_maxrss` would not do, as a "
+        "child inherits its parent's); the figure in brackets subtracts the worker's peak after its imports, "
+        "before the model was built."
+        + (" On CUDA, `torch.cuda.max_memory_allocated` is reported too." if s["device"] == "cuda" else ""),
+        "## Transformer training",
+        training_table(results, "transformer"),
+        "## Efficiency",
+        "Model FLOP/s = 6 × (P_enc × source tokens + P_dec × target tokens) / seconds, where P_enc and P_dec are the "
+        "encoder's and decoder's non-embedding parameters (attention, FFN, LayerNorm; no token or position "
+        "embeddings) and tokens are non-pad tokens; the second figure also counts the tied output projection "
+        "(6 × d_model × vocab per target token). Attention-score products and padding are not counted, so this is "
+        "useful work only. The ceiling is the best rate of "
+        f"{s['matmul_size']}×{s['matmul_size']} {s['dtype']} matrix products measured in the same worker process, "
+        "with the same thread count, in every round (median over rounds).",
+        "## Generation",
+        f"`generate()` with `max_new_tokens = min_new_tokens = {s['max_new_tokens']}` (random weights would "
+        "otherwise stop at different times), cache on, greedy and beam search (beam hypotheses are not counted: "
+        "tokens = sentences × new tokens). Same `GenerationConfig` for both systems.",
+        generation_table(results),
+        "## RNN training",
+        training_table(results, "rnn"),
+        _joey_cli_section(results),
+        "## Scaling with sentence length",
+        f"Synthetic unpadded batches of {s['scaling_tokens']} tokens (source and target both of the given length, "
+        f"random ids), two batches per pass, {s['scaling_repeats']} rounds. With a fixed token budget, longer "
+        "sentences mean fewer of them per batch. The Transformer processes all positions of a layer at once, so "
+        "its matrix products keep their size (sentences × length) and only attention grows with length; an RNN "
+        "steps through the positions (the decoder with input feeding one step at a time, also in training), and "
+        "each step's products shrink to the number of sentences, so its throughput falls as sentences grow.",
+        scaling_table(results),
+        f"![training tokens/s vs sentence length]({SCALING_PLOT})" if results.get("scaling") else "",
+    ]
+    return "\n\n".join(part for part in sections if part) + "\n"
+
+
+def _joey_cli_section(results: dict[str, Any]) -> str:
+    cli = results.get("joey_cli")
+    if not cli:
+        return ""
+    harness = results.get("training", {}).get("joeynmt-rnn", {}).get("target_tokens_per_s")
+    peak = "n/a" if cli["peak_rss_mb"] is None else f"{cli['peak_rss_mb']:.0f} MB"
+    return (
+        f"Cross-check, not interleaved: Joey NMT's own `python -m joeynmt train` for {cli['steps']} steps on the same "
+        f"token ids logged {cli['target_tokens_per_s']:.1f} target tokens/s (median of its log lines after the "
+        f"first: {cli['logged_target_tokens_per_s']}), peak RSS {peak}; the harness measured "
+        f"{harness} for Joey's model on our batches. Joey's own batches are not grouped by length, so they "
+        "carry more padding."
+    )
+
+
+def write_docs(results: dict[str, Any], docs_dir: str | os.PathLike) -> list[Path]:
+    """Write ``benchmarks.json``, the scaling plot and ``benchmarks.md`` into ``docs_dir``."""
+    docs_dir = Path(docs_dir)
+    written = [write_json(results, docs_dir / "benchmarks.json")]
+    if results.get("scaling"):
+        written.append(plot_scaling(results, docs_dir / SCALING_PLOT))
+    markdown = docs_dir / "benchmarks.md"
+    markdown.write_text(render_markdown(results), encoding="utf-8")
+    written.append(markdown)
+    return written

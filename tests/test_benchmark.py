@@ -1,0 +1,114 @@
+"""scripts/benchmark.py: the quick path end to end on tiny models (no Joey NMT), and its arithmetic."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hf_attn.benchmarking import BenchmarkSettings, efficiency, summarise_ratio
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "benchmark.py"
+# Tiny models, tiny data, one measured round; one thread so a busy machine cannot stall it on barriers.
+TINY_ARGS = [
+    "--quick", "--size", "tiny", "--no-joey", "--threads", "1", "--attn", "sdpa",
+    "--benchmarks", "transformer", "generation", "scaling",
+    "--repeats", "1", "--generation-repeats", "1", "--beams", "1", "2",
+    "--train-batches", "2", "--max-tokens", "200", "--max-train-examples", "300",
+    "--generation-sentences", "8", "--generation-batch-size", "8", "--max-new-tokens", "4",
+    "--scaling-lengths", "8", "16", "--scaling-tokens", "128",
+]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> tuple[dict, Path]:
+    tmp = tmp_path_factory.mktemp("benchmark")
+    output, docs = tmp / "results.json", tmp / "docs"
+    command = [sys.executable, str(SCRIPT), *TINY_ARGS, "--work-dir", str(tmp / "work"),
+               "--output-json", str(output), "--write-docs", "--docs-dir", str(docs)]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    return json.loads(output.read_text(encoding="utf-8")), docs
+
+
+def is_positive_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def test_help():
+    completed = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0
+    for flag in ("--size", "--benchmarks", "--repeats", "--device", "--dtype", "--write-docs", "--joey-venv", "--quick"):
+        assert flag in completed.stdout
+
+
+def test_quick_run_results_structure(quick_run):
+    results, _ = quick_run
+    for key in ("machine", "settings", "data", "systems", "training", "generation", "scaling", "comparisons", "command"):
+        assert key in results, key
+    assert results["machine"]["load_average_at_start"] and results["machine"]["torch"]
+    assert set(results["systems"]) == {
+        "hf_attn-transformer-sdpa", "marian-sdpa", "hf_attn-rnn", "hf_attn-rnn-no-input-feeding",
+    }
+    names = [entry["name"] for entry in results["comparisons"]]
+    assert names == ["Transformer training (sdpa)", "Generation greedy (sdpa)", "Generation beam2 (sdpa)"]
+    for entry in results["comparisons"]:
+        for field in ("ratio", "ratio_min", "ratio_max", "numerator_value", "denominator_value"):
+            assert is_positive_number(entry[field]), (entry["name"], field, entry[field])
+    for key in ("hf_attn-transformer-sdpa", "marian-sdpa"):
+        summary = results["training"][key]
+        for field in ("target_tokens_per_s", "total_tokens_per_s", "peak_rss_mb", "matmul_gflops",
+                      "model_gflops", "fraction_of_matmul"):
+            assert is_positive_number(summary[field]), (key, field)
+        assert summary["total_tokens_per_s"] > summary["target_tokens_per_s"]
+        assert summary["steps_per_pass"] == 2
+    # Every system generated the same number of tokens, so the rates compare like with like.
+    for mode in ("greedy", "beam2"):
+        assert {row["tokens"] for row in results["generation"][mode].values()} == {8 * 4}
+    assert set(results["scaling"]) == {"8", "16"}
+    assert all(is_positive_number(row["target_tokens_per_s"]) for length in results["scaling"].values() for row in length.values())
+
+
+def test_quick_run_writes_docs(quick_run):
+    results, docs = quick_run
+    markdown = (docs / "benchmarks.md").read_text(encoding="utf-8")
+    assert "## Where we stand" in markdown and "benchmark_scaling.png" in markdown
+    assert results["machine"]["cpu"] in markdown
+    assert (docs / "benchmark_scaling.png").stat().st_size > 0
+    assert json.loads((docs / "benchmarks.json").read_text(encoding="utf-8")) == results
+
+
+def test_docs_rerender_from_saved_json(quick_run, tmp_path):
+    _, docs = quick_run
+    command = [sys.executable, str(SCRIPT), "--from-json", str(docs / "benchmarks.json"),
+               "--write-docs", "--docs-dir", str(tmp_path)]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert (tmp_path / "benchmarks.md").read_text(encoding="utf-8") == (docs / "benchmarks.md").read_text(encoding="utf-8")
+
+
+def test_ratio_is_median_of_per_round_ratios():
+    # Round 2 is slow for both systems (load); the per-round ratio stays 2.
+    assert summarise_ratio([200, 20, 180], [100, 10, 90]) == {"ratio": 2.0, "ratio_min": 2.0, "ratio_max": 2.0}
+
+
+def test_efficiency_counts_encoder_and_decoder_tokens():
+    passes = [{"seconds": 2.0, "source_tokens": 1000, "target_tokens": 500}]
+    parameters = {"encoder": 1_000_000, "decoder": 2_000_000, "output_projection": 500_000}
+    result = efficiency(passes, [12.0], parameters)
+    body = 6 * (1e6 * 1000 + 2e6 * 500) / 2.0 / 1e9  # 6 GFLOP/s
+    assert result["model_gflops"] == pytest.approx(body)
+    assert result["fraction_of_matmul"] == pytest.approx(body / 12.0, abs=1e-3)
+    assert result["fraction_of_matmul_with_output_projection"] == pytest.approx((body + 6 * 5e5 * 500 / 2e9) / 12.0, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    "field, value", [("size", "huge"), ("benchmarks", ("speed",)), ("dtype", "fp16"), ("repeats", 0), ("attn_implementations", ())]
+)
+def test_settings_reject_bad_values(field, value):
+    with pytest.raises(ValueError, match=field.split("_")[0]):
+        BenchmarkSettings(**{field: value})
