@@ -20,6 +20,13 @@ LATEST_POINTER = "latest"
 CHECKPOINT_PREFIX = "step-"
 
 
+def _default_mode(directory: bool) -> int:
+    """The permissions a plain ``open``/``mkdir`` would give under the current umask (mkstemp/mkdtemp use 0600/0700)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
     path = Path(path)
@@ -30,6 +37,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temporary, _default_mode(directory=False))
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -47,6 +55,7 @@ def atomic_directory(target: str | os.PathLike, write: Callable[[Path], None]) -
     temporary = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
     try:
         write(temporary)
+        os.chmod(temporary, _default_mode(directory=True))
         if target.exists():
             retired = target.with_name(f".{target.name}.old")
             shutil.rmtree(retired, ignore_errors=True)

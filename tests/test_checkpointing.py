@@ -52,3 +52,10 @@ def test_dangling_pointer_is_a_clear_error(tmp_path):
     (tmp_path / "latest").write_text("step-00000099\n")
     with pytest.raises(FileNotFoundError, match="step-00000099"):
         latest_checkpoint(tmp_path)
+
+
+def test_atomic_outputs_get_ordinary_permissions(tmp_path):
+    atomic_write_text(tmp_path / "card.md", "text")
+    atomic_directory(tmp_path / "model", lambda d: (d / "weights").write_text("w"))
+    assert (tmp_path / "card.md").stat().st_mode & 0o044 == 0o044, "others must be able to read a written file"
+    assert (tmp_path / "model").stat().st_mode & 0o055 == 0o055, "others must be able to list a written folder"
