@@ -321,20 +321,44 @@ class TransformerSeq2SeqPreTrainedModel(RemoteCodeAutoMapMixin, ExplicitTiedWeig
             init.copy_(module.weight, sinusoidal_position_table(*module.weight.shape))
 
 
-class TransformerSeq2SeqEncoder(nn.Module):
-    """Token + position embeddings, then a stack of encoder layers."""
+class TransformerSeq2SeqStack(nn.Module):
+    """What the encoder and decoder stacks share: token + position embeddings and the final pre-LN norm."""
 
-    main_input_name = "input_ids"
-
-    def __init__(self, config: TransformerSeq2SeqConfig, embed_tokens: nn.Embedding) -> None:
+    def __init__(self, config: TransformerSeq2SeqConfig, embed_tokens: nn.Embedding, layers: list[nn.Module]) -> None:
         super().__init__()
         self.config = config
         self.embed_tokens = embed_tokens
         self.embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
         self.embed_positions = build_position_embedding(config)
         self.dropout = config.dropout
-        self.layers = nn.ModuleList([TransformerSeq2SeqEncoderLayer(config) for _ in range(config.encoder_layers)])
+        self.layers = nn.ModuleList(layers)
         self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.normalize_before else None
+
+    def embed(
+        self, input_ids: torch.LongTensor | None, inputs_embeds: torch.Tensor | None, first_position: int, side: str
+    ) -> torch.Tensor:
+        """Scaled token embeddings plus positions ``first_position…``, with dropout: the first layer's input."""
+        if (input_ids is None) == (inputs_embeds is None):
+            prefix = "" if side == "source" else "decoder_"
+            raise ValueError(f"Pass exactly one of `{prefix}input_ids` and `{prefix}inputs_embeds`.")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+        length = inputs_embeds.shape[1]
+        check_positions_fit(self.config, first_position + length - 1, side)
+        positions = torch.arange(first_position, first_position + length, device=inputs_embeds.device)
+        hidden_states = inputs_embeds * self.embed_scale + self.embed_positions(positions)
+        return nn.functional.dropout(hidden_states, p=self.dropout, training=self.training)
+
+
+class TransformerSeq2SeqEncoder(TransformerSeq2SeqStack):
+    """Token + position embeddings, then a stack of encoder layers."""
+
+    main_input_name = "input_ids"
+
+    def __init__(self, config: TransformerSeq2SeqConfig, embed_tokens: nn.Embedding) -> None:
+        super().__init__(
+            config, embed_tokens, [TransformerSeq2SeqEncoderLayer(config) for _ in range(config.encoder_layers)]
+        )
 
     def forward(
         self,
@@ -346,24 +370,16 @@ class TransformerSeq2SeqEncoder(nn.Module):
         return_dict: bool = True,
     ) -> BaseModelOutput:
         """Encode a padded batch; ``attention_mask`` is 1 for real tokens, 0 for padding."""
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds` to the encoder.")
         output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = (
             self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         )
-        if inputs_embeds is None:
-            inputs_embeds = self.embed_tokens(input_ids)
-        inputs_embeds = inputs_embeds * self.embed_scale
-        length = inputs_embeds.shape[1]
-        if attention_mask is not None and attention_mask.shape != inputs_embeds.shape[:2]:
+        hidden_states = self.embed(input_ids, inputs_embeds, 0, "source")
+        if attention_mask is not None and attention_mask.shape != hidden_states.shape[:2]:
             raise ValueError(
                 f"`attention_mask` shape {tuple(attention_mask.shape)} does not match the input's "
-                f"{tuple(inputs_embeds.shape[:2])}."
+                f"{tuple(hidden_states.shape[:2])}."
             )
-        check_positions_fit(self.config, length - 1, "source")
-        positions = self.embed_positions(torch.arange(length, device=inputs_embeds.device))
-        hidden_states = nn.functional.dropout(inputs_embeds + positions, p=self.dropout, training=self.training)
         mask = padding_mask(attention_mask)
 
         all_hidden_states = () if output_hidden_states else None
@@ -384,20 +400,12 @@ class TransformerSeq2SeqEncoder(nn.Module):
         return output if return_dict else output.to_tuple()
 
 
-class TransformerSeq2SeqDecoder(nn.Module):
+class TransformerSeq2SeqDecoder(TransformerSeq2SeqStack):
     """Token + position embeddings, then a stack of decoder layers attending to the encoder output."""
 
     def __init__(self, config: TransformerSeq2SeqConfig, embed_tokens: nn.Embedding) -> None:
-        super().__init__()
-        self.config = config
-        self.embed_tokens = embed_tokens
-        self.embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
-        self.embed_positions = build_position_embedding(config)
-        self.dropout = config.dropout
-        self.layers = nn.ModuleList(
-            [TransformerSeq2SeqDecoderLayer(config, layer_idx) for layer_idx in range(config.decoder_layers)]
-        )
-        self.layer_norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.normalize_before else None
+        layers = [TransformerSeq2SeqDecoderLayer(config, layer_idx) for layer_idx in range(config.decoder_layers)]
+        super().__init__(config, embed_tokens, layers)
 
     def forward(
         self,
@@ -411,12 +419,6 @@ class TransformerSeq2SeqDecoder(nn.Module):
         output_attentions: bool = False,
         output_hidden_states: bool = False,
     ) -> BaseModelOutputWithPastAndCrossAttentions:
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of `decoder_input_ids` and `decoder_inputs_embeds`.")
-        if inputs_embeds is None:
-            inputs_embeds = self.embed_tokens(input_ids)
-        inputs_embeds = inputs_embeds * self.embed_scale
-
         if use_cache and past_key_values is None:
             past_key_values = EncoderDecoderCache(DynamicCache(), DynamicCache())
         if past_key_values is not None and not isinstance(past_key_values, EncoderDecoderCache):
@@ -424,11 +426,10 @@ class TransformerSeq2SeqDecoder(nn.Module):
                 f"`past_key_values` must be an EncoderDecoderCache, got {type(past_key_values).__name__}."
             )
         past_length = past_key_values.get_seq_length() if past_key_values is not None else 0
-        length = inputs_embeds.shape[1]
-        check_positions_fit(self.config, past_length + length - 1, "target")
-        positions = self.embed_positions(torch.arange(past_length, past_length + length, device=inputs_embeds.device))
-        hidden_states = nn.functional.dropout(inputs_embeds + positions, p=self.dropout, training=self.training)
-        self_mask = decoder_self_attention_mask(attention_mask, length, past_length, inputs_embeds.device)
+        hidden_states = self.embed(input_ids, inputs_embeds, past_length, "target")
+        self_mask = decoder_self_attention_mask(
+            attention_mask, hidden_states.shape[1], past_length, hidden_states.device
+        )
         cross_mask = padding_mask(encoder_attention_mask)
 
         all_hidden_states = () if output_hidden_states else None
