@@ -58,6 +58,7 @@ from .checkpointing import (
 from .data import load_bible_corpus, load_parallel_data
 from .evaluation import corpus_scores, translate
 from .plotting import plot_learning_curves
+from .seq2seq_utils import seq2seq_lm_loss
 from .tokenization import check_tokenizer_matches_config, load_tokenizer, train_bpe_tokenizer
 from .training_config import TrainingConfig
 
@@ -304,7 +305,8 @@ class TrainingRun:
                 progress.batches_in_epoch = 0
         bar.close()
         stopped_because = stopped_because or "num_epochs"
-        if not progress.history or progress.history[-1].get("step") != progress.step or "dev_bleu" not in progress.history[-1]:
+        last_row = progress.history[-1] if progress.history else {}
+        if last_row.get("step") != progress.step or "dev_bleu" not in last_row:
             self._evaluate()
         self._save_checkpoint()
         return self._finish(stopped_because)
@@ -354,9 +356,8 @@ class TrainingRun:
             batch = self.collator([self.dev_data[i] for i in range(start, min(start + 32, len(self.dev_data)))])
             batch = {name: tensor.to(self.accelerator.device) for name, tensor in batch.items()}
             logits = model(**batch).logits
-            total += float(torch.nn.functional.cross_entropy(
-                logits.flatten(0, 1).float(), batch["labels"].flatten(), ignore_index=-100, reduction="sum"
-            ))
+            # num_items_in_batch=1 turns the shared loss into a plain sum over the labelled tokens.
+            total += float(seq2seq_lm_loss(logits, batch["labels"], label_smoothing=0.0, num_items_in_batch=1))
             count += int((batch["labels"] != -100).sum())
         return total / max(count, 1)
 
