@@ -96,9 +96,9 @@ def assert_save_load_roundtrip(model: PreTrainedModel, tmp_path: Path, input_ids
     return reloaded
 
 
-REMOTE_CODE_SCRIPT = textwrap.dedent(
+BLOCK_HF_ATTN = textwrap.dedent(
     """
-    import importlib.abc, json, sys
+    import importlib.abc, sys
 
     class BlockHfAttn(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
@@ -107,6 +107,12 @@ REMOTE_CODE_SCRIPT = textwrap.dedent(
             return None
 
     sys.meta_path.insert(0, BlockHfAttn())
+    """
+)
+
+REMOTE_CODE_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
     import torch
     from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 
@@ -134,6 +140,20 @@ REMOTE_CODE_SCRIPT = textwrap.dedent(
 )
 
 
+def run_without_hf_attn(script: str, args: list[Path], tmp_path: Path) -> None:
+    """Run ``script`` with ``args`` in a fresh offline Python where hf_attn cannot be imported."""
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCK_HF_ATTN + script, *map(str, args)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+
+
 def assert_remote_code_roundtrip(model: PreTrainedModel, tmp_path: Path, input_ids, attention_mask) -> None:
     """A saved checkpoint loads with trust_remote_code in a process where hf_attn cannot be imported."""
     model.eval()
@@ -143,16 +163,7 @@ def assert_remote_code_roundtrip(model: PreTrainedModel, tmp_path: Path, input_i
     assert {"AutoConfig", "AutoModel", "AutoModelForSeq2SeqLM"} <= set(auto_map), auto_map
     inputs_file, output_file = tmp_path / "inputs.json", tmp_path / "outputs.json"
     inputs_file.write_text(json.dumps({"input_ids": input_ids.tolist(), "attention_mask": attention_mask.tolist()}))
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", REMOTE_CODE_SCRIPT, str(save_dir), str(inputs_file), str(output_file)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
+    run_without_hf_attn(REMOTE_CODE_SCRIPT, [save_dir, inputs_file, output_file], tmp_path)
     remote = json.loads(output_file.read_text())
     assert remote["config_class"] == type(model.config).__name__
     assert not remote["model_module"].startswith("hf_attn"), remote["model_module"]
