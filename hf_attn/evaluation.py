@@ -403,6 +403,12 @@ def _teacher_forced_alignment(
     return labels[0], _as_array([weights[0] for weights in per_layer])
 
 
+def _source_tokens(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> list[str]:
+    """Source pieces of source ids; a separate-vocabulary tokenizer's ``convert_ids_to_tokens`` reads target ids."""
+    convert = getattr(tokenizer, "convert_source_ids_to_tokens", tokenizer.convert_ids_to_tokens)
+    return convert(ids)
+
+
 def alignment(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -421,9 +427,9 @@ def alignment(
     the decoder paid to the source while predicting target token ``t``, so rows sum to 1.
 
     Returns ``source_tokens`` and ``target_tokens`` (tokenizer pieces, special tokens
-    included), ``target_text``, ``mode`` ("generated" or "teacher_forced"),
-    ``attention`` of shape (layers, target_len, source_len) (averaged over heads) and
-    ``attention_per_head`` of shape (layers, heads, target_len, source_len).
+    included; each from its own vocabulary when the tokenizer has two), ``target_text``,
+    ``mode`` ("generated" or "teacher_forced"), ``attention`` of shape (layers, target_len,
+    source_len) (averaged over heads) and ``attention_per_head`` of shape (layers, heads, target_len, source_len).
     """
     run_device = _resolve_device(model, device)
     encoded = tokenizer(source, return_tensors="pt").to(run_device)
@@ -434,7 +440,7 @@ def alignment(
         else:
             target_ids, per_head = _teacher_forced_alignment(model, tokenizer, encoded, target)
     return {
-        "source_tokens": tokenizer.convert_ids_to_tokens(encoded["input_ids"][0].tolist()),
+        "source_tokens": _source_tokens(tokenizer, encoded["input_ids"][0].tolist()),
         "target_tokens": tokenizer.convert_ids_to_tokens(target_ids.tolist()),
         "target_text": tokenizer.decode(target_ids, skip_special_tokens=True).strip(),
         "mode": "generated" if target is None else "teacher_forced",

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from .tokenization import check_tokenizer_matches_config
+from .tokenization import check_tokenizer_matches_config, required_tokenizer_files
 
 
 def looks_like_local_path(name: str) -> bool:
@@ -30,7 +30,8 @@ def load_model_and_tokenizer(
             raise FileNotFoundError(f"No model folder at {path}.")
         if not path.is_dir():
             raise NotADirectoryError(f"{path} is a file; expected a model folder written by save_pretrained.")
-        missing = [name for name in ("config.json", "tokenizer.json") if not (path / name).is_file()]
+        needed = ("config.json", *required_tokenizer_files(path))
+        missing = [name for name in needed if not (path / name).is_file()]
         if not list(path.glob("*.safetensors")):
             missing.append("model.safetensors")
         if missing:

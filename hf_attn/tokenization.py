@@ -1,10 +1,13 @@
-"""A joint BPE tokenizer for both languages, as a ``transformers.PreTrainedTokenizerFast``.
+"""BPE tokenizers for the models: one joint vocabulary, or a source/target pair; training and checks.
 
-Both models share one vocabulary and the project's special-token ids: ``<pad>``=0,
-``<s>``=1 (also the decoder start), ``</s>``=2, ``<unk>``=3. Source and target sequences
-alike end with ``</s>``. The tokenizer is built with the ``tokenizers`` library so that
-``save_pretrained`` writes a ``tokenizer.json`` that ``AutoTokenizer`` reloads anywhere,
-with or without hf_attn installed.
+A joint tokenizer is a plain ``transformers.PreTrainedTokenizerFast`` whose one vocabulary
+covers both languages. With separate vocabularies, :func:`train_bpe_tokenizer_pair` returns a
+:class:`~hf_attn.tokenization_seq2seq_bpe.Seq2SeqBPETokenizer`: the source vocabulary encodes
+inputs, the target one encodes labels (``text_target=``) and decodes. Either way the ids follow
+the project's convention: ``<pad>``=0, ``<s>``=1 (also the decoder start), ``</s>``=2,
+``<unk>``=3, and every encoded sequence ends with ``</s>``. The tokenizers are built with the
+``tokenizers`` library so that ``save_pretrained`` writes ``tokenizer.json`` files that
+``AutoTokenizer`` reloads anywhere, with or without hf_attn installed.
 
 Text is NFKC-normalised, split on whitespace (kept as a "▁" word-start marker, so decoding
 restores the spaces) and around punctuation, then BPE-encoded. Characters the BPE vocabulary
@@ -24,6 +27,9 @@ from typing import Any
 import datasets
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+from transformers.tokenization_utils_base import TOKENIZER_CONFIG_FILE
+
+from .tokenization_seq2seq_bpe import SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE, Seq2SeqBPETokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +50,47 @@ def train_bpe_tokenizer(
     min_frequency: int = 2,
     model_max_length: int = DEFAULT_MODEL_MAX_LENGTH,
 ) -> PreTrainedTokenizerFast:
-    """Train a BPE tokenizer of ``vocab_size`` tokens (special and byte tokens included).
+    """Train a joint BPE tokenizer of ``vocab_size`` tokens (special and byte tokens included).
 
     ``texts`` is an iterable of strings, a ``Dataset`` (its ``columns`` are read, source and
     target by default, giving the joint vocabulary), or a ``DatasetDict`` (its ``train``
     split only, so validation and test text stays unseen). The vocabulary may come out
     smaller than ``vocab_size`` when the texts offer too few merges.
     """
+    return wrap_tokenizer(_train_backend(texts, vocab_size, columns, min_frequency), model_max_length)
+
+
+def train_bpe_tokenizer_pair(
+    corpus: datasets.Dataset | datasets.DatasetDict,
+    source_vocab_size: int = DEFAULT_VOCAB_SIZE,
+    target_vocab_size: int | None = None,
+    source_column: str = "source",
+    target_column: str = "target",
+    min_frequency: int = 2,
+    model_max_length: int = DEFAULT_MODEL_MAX_LENGTH,
+) -> Seq2SeqBPETokenizer:
+    """Train separate source and target vocabularies, each on its own column (of the ``train`` split).
+
+    ``target_vocab_size`` defaults to ``source_vocab_size``. Both vocabularies share the special
+    ids and the text pipeline of :func:`train_bpe_tokenizer`.
+    """
+    if not isinstance(corpus, (datasets.Dataset, datasets.DatasetDict)):
+        raise TypeError(
+            f"A tokenizer pair trains on a Dataset or DatasetDict with columns, got {type(corpus).__name__}."
+        )
+    source = _train_backend(corpus, source_vocab_size, (source_column,), min_frequency)
+    target_size = source_vocab_size if target_vocab_size is None else target_vocab_size
+    target = _train_backend(corpus, target_size, (target_column,), min_frequency)
+    return wrap_tokenizer_pair(source, target, model_max_length)
+
+
+def _train_backend(
+    texts: Iterable[str] | datasets.Dataset | datasets.DatasetDict,
+    vocab_size: int,
+    columns: Sequence[str],
+    min_frequency: int,
+) -> Tokenizer:
+    """A trained byte-fallback BPE backend of at most ``vocab_size`` tokens."""
     reserved = len(SPECIAL_TOKENS) + len(BYTE_TOKENS)
     if vocab_size <= reserved:
         raise ValueError(f"vocab_size must exceed {reserved} (special and byte tokens), got {vocab_size}.")
@@ -63,10 +103,9 @@ def train_bpe_tokenizer(
     )
     backend.train_from_iterator(_text_batches(texts, columns), trainer=trainer)
     backend = _with_byte_tokens(backend)
-    tokenizer = wrap_tokenizer(backend, model_max_length)
-    if len(tokenizer) < vocab_size:
-        logger.warning("The texts support only %d of the %d tokens asked for.", len(tokenizer), vocab_size)
-    return tokenizer
+    if backend.get_vocab_size() < vocab_size:
+        logger.warning("The texts support only %d of the %d tokens asked for.", backend.get_vocab_size(), vocab_size)
+    return backend
 
 
 def _new_backend() -> Tokenizer:
@@ -125,22 +164,46 @@ def _with_byte_tokens(backend: Tokenizer) -> Tokenizer:
 
 def wrap_tokenizer(backend: Tokenizer, model_max_length: int = DEFAULT_MODEL_MAX_LENGTH) -> PreTrainedTokenizerFast:
     """The ``transformers`` tokenizer around a trained backend, checked against the id convention."""
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        pad_token=PAD_TOKEN,
-        bos_token=BOS_TOKEN,
-        eos_token=EOS_TOKEN,
-        unk_token=UNK_TOKEN,
-        model_max_length=model_max_length,
-        padding_side="right",
-        clean_up_tokenization_spaces=False,
-    )
+    tokenizer = PreTrainedTokenizerFast(**_wrapper_settings(backend, model_max_length))
     check_special_tokens(tokenizer)
     return tokenizer
 
 
+def wrap_tokenizer_pair(
+    source: Tokenizer, target: Tokenizer, model_max_length: int = DEFAULT_MODEL_MAX_LENGTH
+) -> Seq2SeqBPETokenizer:
+    """The one ``transformers`` tokenizer around a source and a target backend, checked on both sides."""
+    tokenizer = Seq2SeqBPETokenizer(target_tokenizer_object=target, **_wrapper_settings(source, model_max_length))
+    check_special_tokens(tokenizer)
+    return tokenizer
+
+
+def _wrapper_settings(backend: Tokenizer, model_max_length: int) -> dict[str, Any]:
+    """Constructor arguments that give a wrapped backend the project's special tokens and padding."""
+    return {
+        "tokenizer_object": backend,
+        "pad_token": PAD_TOKEN,
+        "bos_token": BOS_TOKEN,
+        "eos_token": EOS_TOKEN,
+        "unk_token": UNK_TOKEN,
+        "model_max_length": model_max_length,
+        "padding_side": "right",
+        "clean_up_tokenization_spaces": False,
+    }
+
+
+def has_separate_vocabularies(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether source and target ids come from two vocabularies: a :class:`Seq2SeqBPETokenizer` (also as remote code)."""
+    return isinstance(getattr(tokenizer, "target_vocab_size", None), int)
+
+
+def target_vocab_size_of(tokenizer: PreTrainedTokenizerBase) -> int:
+    """Size of the vocabulary labels and generated ids come from: the target one of a pair, else the joint one."""
+    return tokenizer.target_vocab_size if has_separate_vocabularies(tokenizer) else len(tokenizer)
+
+
 def check_special_tokens(tokenizer: PreTrainedTokenizerBase, name: str = "the tokenizer") -> None:
-    """Raise unless the tokenizer follows the project's special-token ids and appends ``</s>``."""
+    """Raise unless the tokenizer follows the project's special-token ids and appends ``</s>``, on both sides."""
     problems = []
     for role, token, token_id in zip(("pad", "bos", "eos", "unk"), SPECIAL_TOKENS, (PAD_ID, BOS_ID, EOS_ID, UNK_ID)):
         found, found_id = getattr(tokenizer, f"{role}_token"), getattr(tokenizer, f"{role}_token_id")
@@ -148,16 +211,40 @@ def check_special_tokens(tokenizer: PreTrainedTokenizerBase, name: str = "the to
             problems.append(f"{role}_token is {found!r} with id {found_id!r}, expected {token!r} with id {token_id}")
     if tokenizer("a")["input_ids"][-1:] != [EOS_ID]:
         problems.append(f"encoded text does not end with {EOS_TOKEN} (id {EOS_ID})")
+    if has_separate_vocabularies(tokenizer):
+        target_vocab = tokenizer.get_target_vocab()
+        problems.extend(
+            f"the target vocabulary gives {token!r} id {target_vocab.get(token)!r}, expected {token_id}"
+            for token, token_id in zip(SPECIAL_TOKENS, (PAD_ID, BOS_ID, EOS_ID, UNK_ID))
+            if target_vocab.get(token) != token_id
+        )
+        if tokenizer(text_target="a")["input_ids"][-1:] != [EOS_ID]:
+            problems.append(f"encoded target text does not end with {EOS_TOKEN} (id {EOS_ID})")
     if problems:
         raise ValueError(f"{name} does not follow the hf_attn token convention: " + "; ".join(problems) + ".")
 
 
+def required_tokenizer_files(folder: str | os.PathLike[str]) -> tuple[str, ...]:
+    """The vocabulary files a saved tokenizer folder needs: ``tokenizer.json``, and the target one for a pair."""
+    config_file = Path(folder) / TOKENIZER_CONFIG_FILE
+    config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+    if config.get("tokenizer_class") == Seq2SeqBPETokenizer.__name__:
+        return (SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE)
+    return (SOURCE_TOKENIZER_FILE,)
+
+
 def load_tokenizer(path: str | os.PathLike[str]) -> PreTrainedTokenizerFast:
-    """A tokenizer saved with ``save_pretrained`` (a folder, or a Hub repository id), checked."""
+    """A tokenizer saved with ``save_pretrained`` (a folder, or a Hub repository id), checked.
+
+    Joint tokenizers load as ``PreTrainedTokenizerFast``, pairs as :class:`Seq2SeqBPETokenizer`.
+    """
     local = Path(path).expanduser()
     if local.exists():
-        if not (local / "tokenizer.json").is_file():
-            raise FileNotFoundError(f"{local} has no tokenizer.json; expected a folder written by save_pretrained.")
+        missing = [name for name in required_tokenizer_files(local) if not (local / name).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"{local} has no {' and '.join(missing)}; expected a folder written by save_pretrained."
+            )
     elif os.sep in str(path) or str(path).startswith("."):
         raise FileNotFoundError(f"No tokenizer folder at {path}.")
     tokenizer = AutoTokenizer.from_pretrained(str(path))
@@ -166,22 +253,30 @@ def load_tokenizer(path: str | os.PathLike[str]) -> PreTrainedTokenizerFast:
 
 
 def check_tokenizer_matches_config(tokenizer: PreTrainedTokenizerBase, config: Any) -> None:
-    """Raise if a model config's vocabulary size or special ids differ from the tokenizer's.
+    """Raise if a model config's vocabulary sizes or special ids differ from the tokenizer's.
 
     Works for any config with ``vocab_size``, ``pad_token_id``, ``bos_token_id``,
-    ``eos_token_id`` and ``decoder_start_token_id``; the decoder starts from ``<s>``.
+    ``eos_token_id`` and ``decoder_start_token_id``; the decoder starts from ``<s>``. The
+    config's target vocabulary (``target_vocab_size``, else ``decoder_vocab_size``, else
+    ``vocab_size``) must match the tokenizer's target side, and a tokenizer pair needs
+    ``share_encoder_decoder_embeddings=False``.
     """
-    needed = {
+    needed: dict[str, Any] = {
         "vocab_size": len(tokenizer),
+        "target_vocab_size": target_vocab_size_of(tokenizer),
         "pad_token_id": tokenizer.pad_token_id,
         "bos_token_id": tokenizer.bos_token_id,
         "eos_token_id": tokenizer.eos_token_id,
         "decoder_start_token_id": tokenizer.bos_token_id,
     }
+    if has_separate_vocabularies(tokenizer):
+        needed["share_encoder_decoder_embeddings"] = False
+    found = {field: getattr(config, field, None) for field in needed}
+    found["target_vocab_size"] = _config_target_vocab_size(config)
     problems = [
-        f"config.{field} is {getattr(config, field, None)!r} but the tokenizer needs {value!r}"
+        f"config.{field} is {found[field]!r} but the tokenizer needs {value!r}"
         for field, value in needed.items()
-        if getattr(config, field, None) != value
+        if found[field] != value
     ]
     if problems:
         raise ValueError(
@@ -189,3 +284,11 @@ def check_tokenizer_matches_config(tokenizer: PreTrainedTokenizerBase, config: A
             + "; ".join(problems)
             + ". Build the config from the tokenizer, or load the tokenizer saved with the model."
         )
+
+
+def _config_target_vocab_size(config: Any) -> int | None:
+    """The size of a config's output vocabulary, whichever of the usual fields names it."""
+    for field in ("target_vocab_size", "decoder_vocab_size"):
+        if getattr(config, field, None) is not None:
+            return getattr(config, field)
+    return getattr(config, "vocab_size", None)
