@@ -310,9 +310,9 @@ def _section_training(record: _RunRecord) -> str:
         ]
         text += _table(["budget", "value"], rows) + "\n\n"
     if config:
-        # vocab_size only sizes a tokenizer the run trains itself.
+        # The vocabulary sizes only size a tokenizer the run trains itself.
         skip = {"model", "output_dir", "tokenizer", "model_type"} | (
-            {"vocab_size"} if config.get("tokenizer") else set()
+            {"vocab_size", "target_vocab_size"} if config.get("tokenizer") else set()
         )
         rows = [(f"`{key}`", value) for key, value in config.items() if key not in skip]
         text += "Training configuration (`hf-attn train`, the project's accelerate loop):\n\n"

@@ -24,7 +24,8 @@ def synthetic_batch(model: PreTrainedModel, length: int, tokens: int, seed: int)
     generator = torch.Generator().manual_seed(seed + length)
     rows = max(1, tokens // length)
     source = torch.randint(FIRST_ORDINARY_ID, config.vocab_size, (rows, length), generator=generator)
-    labels = torch.randint(FIRST_ORDINARY_ID, config.vocab_size, (rows, length), generator=generator)
+    # Labels index the target vocabulary, which is smaller or larger than the source one when they are separate.
+    labels = torch.randint(FIRST_ORDINARY_ID, config.target_vocab_size, (rows, length), generator=generator)
     source[:, -1] = labels[:, -1] = config.eos_token_id
     device = next(model.parameters()).device
     return {

@@ -59,7 +59,14 @@ from .data import load_bible_corpus, load_parallel_data
 from .evaluation import corpus_scores, translate
 from .plotting import plot_learning_curves
 from .seq2seq_utils import seq2seq_lm_loss
-from .tokenization import check_tokenizer_matches_config, load_tokenizer, train_bpe_tokenizer
+from .tokenization import (
+    check_tokenizer_matches_config,
+    has_separate_vocabularies,
+    load_tokenizer,
+    target_vocab_size_of,
+    train_bpe_tokenizer,
+    train_bpe_tokenizer_pair,
+)
 from .training_config import TrainingConfig
 
 logger = logging.getLogger(__name__)
@@ -126,18 +133,43 @@ def prepare_tokenizer(
 ) -> PreTrainedTokenizerFast:
     """The configured tokenizer, the one this run trained before (resume), or a new BPE on the train split."""
     if config.tokenizer is not None:
-        return load_tokenizer(config.tokenizer)
-    tokenizer_dir = Path(config.output_dir) / TOKENIZER_DIR
-    if accelerator.is_main_process and not tokenizer_dir.is_dir():
-        tokenizer = train_bpe_tokenizer(corpus, vocab_size=config.vocab_size)
-        atomic_directory(tokenizer_dir, tokenizer.save_pretrained)
-        logger.info("Trained a %d-token BPE tokenizer on the training split", len(tokenizer))
-    accelerator.wait_for_everyone()
-    return load_tokenizer(tokenizer_dir)
+        location: str | Path = config.tokenizer
+    else:
+        location = Path(config.output_dir) / TOKENIZER_DIR
+        if accelerator.is_main_process and not location.is_dir():
+            tokenizer = train_tokenizer(config, corpus)
+            atomic_directory(location, tokenizer.save_pretrained)
+            logger.info(
+                "Trained a BPE tokenizer on the training split: %d source tokens, %d target tokens",
+                len(tokenizer),
+                target_vocab_size_of(tokenizer),
+            )
+        accelerator.wait_for_everyone()
+    tokenizer = load_tokenizer(location)
+    check_tokenizer_kind(config, tokenizer, where=str(location))
+    return tokenizer
+
+
+def train_tokenizer(config: TrainingConfig, corpus: datasets.DatasetDict) -> PreTrainedTokenizerFast:
+    """A joint BPE tokenizer of ``vocab_size`` tokens, or with ``separate_vocabularies`` a source/target pair."""
+    if config.separate_vocabularies:
+        return train_bpe_tokenizer_pair(corpus, config.vocab_size, config.target_vocab_size)
+    return train_bpe_tokenizer(corpus, vocab_size=config.vocab_size)
+
+
+def check_tokenizer_kind(config: TrainingConfig, tokenizer: PreTrainedTokenizerFast, where: str) -> None:
+    """Raise if ``separate_vocabularies`` disagrees with the tokenizer (e.g. a resumed run whose config changed)."""
+    separate = has_separate_vocabularies(tokenizer)
+    if separate != config.separate_vocabularies:
+        kind = "separate source and target vocabularies" if separate else "one joint vocabulary"
+        raise ValueError(
+            f"The tokenizer at {where} has {kind}, but the training config sets "
+            f"`separate_vocabularies: {str(config.separate_vocabularies).lower()}`; make them agree."
+        )
 
 
 def build_model(config: TrainingConfig, tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
-    """A freshly initialised model whose vocabulary and special ids come from the tokenizer."""
+    """A freshly initialised model whose vocabulary sizes and special ids come from the tokenizer."""
     from_tokenizer = {
         "vocab_size": len(tokenizer),
         "pad_token_id": tokenizer.pad_token_id,
@@ -145,6 +177,8 @@ def build_model(config: TrainingConfig, tokenizer: PreTrainedTokenizerFast) -> P
         "eos_token_id": tokenizer.eos_token_id,
         "decoder_start_token_id": tokenizer.bos_token_id,
     }
+    if has_separate_vocabularies(tokenizer):
+        from_tokenizer.update(decoder_vocab_size=tokenizer.target_vocab_size, share_encoder_decoder_embeddings=False)
     model_config = AutoConfig.for_model(config.model_type, **{**from_tokenizer, **config.model})
     check_tokenizer_matches_config(tokenizer, model_config)
     return AutoModelForSeq2SeqLM.from_config(model_config)

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from .config_validation import (
+    require_bool,
     require_choice,
     require_non_negative_int,
     require_positive_int,
@@ -56,6 +57,8 @@ class TrainingConfig:
     data: str | None = None
     tokenizer: str | None = None
     vocab_size: int = 8000
+    separate_vocabularies: bool = False
+    target_vocab_size: int | None = None
     max_source_tokens: int = 128
     max_target_tokens: int = 128
     max_tokens: int = 2048
@@ -106,6 +109,7 @@ class TrainingConfig:
             require_positive_int(name, getattr(self, name))
         require_non_negative_int("warmup_steps", self.warmup_steps)
         require_non_negative_int("seed", self.seed)
+        self._check_vocabularies()
         for name in ("max_steps", "early_stopping_patience", "max_train_examples"):
             if getattr(self, name) is not None:
                 require_positive_int(name, getattr(self, name))
@@ -123,6 +127,22 @@ class TrainingConfig:
             raise ValueError(
                 f"`max_tokens` ({self.max_tokens}) must be at least `max_source_tokens` ({self.max_source_tokens}) "
                 f"and `max_target_tokens` ({self.max_target_tokens}), or the longest sentences fit no batch."
+            )
+
+    def _check_vocabularies(self) -> None:
+        """Separate vocabularies need unshared embeddings; a target size without them would be ignored."""
+        require_bool("separate_vocabularies", self.separate_vocabularies)
+        if self.target_vocab_size is not None:
+            require_positive_int("target_vocab_size", self.target_vocab_size)
+            if not self.separate_vocabularies:
+                raise ValueError(
+                    "`target_vocab_size` sizes a separate target vocabulary; set `separate_vocabularies: true` "
+                    "or remove it (the joint vocabulary has `vocab_size` tokens)."
+                )
+        if self.separate_vocabularies and self.model.get("share_encoder_decoder_embeddings") is True:
+            raise ValueError(
+                "`separate_vocabularies: true` gives source and target different vocabularies, so "
+                "`model.share_encoder_decoder_embeddings` cannot be true; remove it (it is set to false)."
             )
 
     @classmethod
