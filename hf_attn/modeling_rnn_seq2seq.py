@@ -76,15 +76,19 @@ class RNNSeq2SeqCache(Cache):
 
     _TENSOR_FIELDS = ("hidden", "cell", "attentional", "keys")
 
-    def _map(self, function) -> None:
+    def _map(self, function, skip: tuple[str, ...] = ()) -> None:
         for name in self._TENSOR_FIELDS:
-            value = getattr(self, name)
+            value = None if name in skip else getattr(self, name)
             if value is not None:
                 setattr(self, name, function(value))
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
-        """Keep the states of the beams beam search continues."""
+        """Keep the states of the rows ``beam_idx`` selects (any permutation, across sentences too)."""
         self._map(lambda tensor: tensor.index_select(0, beam_idx.to(tensor.device)))
+
+    def reorder_decoder_state(self, beam_idx: torch.LongTensor) -> None:
+        """Beam search's reorder: everything but the attention keys, which beams of one sentence share."""
+        self._map(lambda tensor: tensor.index_select(0, beam_idx.to(tensor.device)), skip=("keys",))
 
     def batch_repeat_interleave(self, repeats: int) -> None:
         self._map(lambda tensor: tensor.repeat_interleave(repeats, dim=0))
@@ -520,6 +524,12 @@ class RNNSeq2SeqForConditionalGeneration(Seq2SeqLMMixin, RNNSeq2SeqPreTrainedMod
     def _supports_default_dynamic_cache(cls) -> bool:
         """The decoder builds its own :class:`RNNSeq2SeqCache`; a key/value cache does not fit a recurrent state."""
         return False
+
+    @staticmethod
+    def _reorder_cache(past_key_values: RNNSeq2SeqCache, beam_idx: torch.LongTensor) -> RNNSeq2SeqCache:
+        """Beam search permutes beams within a sentence, so the encoder's attention keys stay put."""
+        past_key_values.reorder_decoder_state(beam_idx)
+        return past_key_values
 
 
 __all__ = [

@@ -152,6 +152,48 @@ def test_cross_attention_keys_and_values_are_projected_once_per_sequence(batch):
     assert len(calls) == model.config.decoder_layers
 
 
+@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
+def test_decoder_rows_grouped_by_sentence_match_repeated_encoder_output(implementation, batch):
+    input_ids, attention_mask = batch
+    model = tiny_model()
+    model.set_attn_implementation(implementation)
+    encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
+    beams = 3
+    decoder_input_ids = torch.randint(3, model.config.vocab_size, (input_ids.shape[0] * beams, 4))
+    kwargs = {"decoder_input_ids": decoder_input_ids, "output_attentions": True}
+    grouped = model(encoder_outputs=encoder_outputs, attention_mask=attention_mask, **kwargs)
+    repeated = model(
+        encoder_outputs=(encoder_outputs.last_hidden_state.repeat_interleave(beams, dim=0),),
+        attention_mask=attention_mask.repeat_interleave(beams, dim=0),
+        **kwargs,
+    )
+    torch.testing.assert_close(grouped.logits, repeated.logits, atol=1e-6, rtol=1e-5)
+    for ours, reference in zip(grouped.cross_attentions, repeated.cross_attentions):
+        torch.testing.assert_close(ours, reference, atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="whole multiple of the encoder batch"):
+        model(encoder_outputs=encoder_outputs, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids[:4])
+
+
+def test_beam_search_projects_each_sentence_once_not_once_per_beam(batch):
+    input_ids, attention_mask = batch
+    model = tiny_model()
+    projected_rows = []
+    model.model.decoder.layers[0].encoder_attn.kv_proj.register_forward_hook(
+        lambda module, args, output: projected_rows.append(args[0].shape[0])
+    )
+    out = model.generate(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        max_new_tokens=4,
+        min_new_tokens=4,
+        num_beams=4,
+        output_attentions=True,
+        return_dict_in_generate=True,
+    )
+    assert projected_rows == [input_ids.shape[0]]
+    assert out.cross_attentions[-1][0].shape == (input_ids.shape[0] * 4, 4, 1, input_ids.shape[1])
+
+
 def test_every_parameter_gets_a_gradient(batch):
     assert_every_parameter_gets_gradient(tiny_model(**VARIANTS["separate_vocabularies_untied"]), *batch)
     assert_every_parameter_gets_gradient(tiny_model(position_embedding_type="learned"), *batch)
