@@ -48,6 +48,10 @@ def test_console_command_is_installed():
         (["train", "no_such_preset"], "no preset named 'no_such_preset'"),
         (["train", "transformer_small", "--set", "max_tokens=abc"], "`max_tokens` must be a positive integer"),
         (["train", "transformer_small", "--set", "learnin_rate=1"], "Unknown training config keys: learnin_rate"),
+        (
+            ["train", "rnn_small", "--set=separate_vocabularies=true", "--set=model.share_encoder_decoder_embeddings=true"],
+            "`model.share_encoder_decoder_embeddings` cannot be true",
+        ),
     ],
 )
 def test_bad_input_is_a_clear_error_with_exit_code_2(argv, message, capsys):
