@@ -49,7 +49,8 @@ def test_console_command_is_installed():
         (["train", "transformer_small", "--set", "max_tokens=abc"], "`max_tokens` must be a positive integer"),
         (["train", "transformer_small", "--set", "learnin_rate=1"], "Unknown training config keys: learnin_rate"),
         (
-            ["train", "rnn_small", "--set=separate_vocabularies=true", "--set=model.share_encoder_decoder_embeddings=true"],
+            ["train", "rnn_small", "--set=separate_vocabularies=true"]
+            + ["--set=model.share_encoder_decoder_embeddings=true"],
             "`model.share_encoder_decoder_embeddings` cannot be true",
         ),
     ],
