@@ -18,7 +18,13 @@ import datasets
 import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedTokenizerFast, pipeline
+from transformers import (
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    DataCollatorForSeq2Seq,
+    PreTrainedTokenizerFast,
+    pipeline,
+)
 
 from hf_attn.cards import write_model_card
 from hf_attn.cli import main as cli_main
@@ -116,6 +122,18 @@ def test_labels_come_from_the_target_vocabulary(pair, sources, targets):
     assert {"▁Dios", "▁los"} <= set(target_vocab) and not {"▁Dios", "▁los"} & set(source_vocab)
     assert {"▁God", "▁the"} <= set(source_vocab) and not {"▁God", "▁the"} & set(target_vocab)
     assert len(pair) == SOURCE_SIZE, "encoding a target must leave the tokenizer in source mode"
+
+
+def test_collator_pads_inputs_with_pad_and_target_labels_with_minus_100(pair, sources, targets):
+    encoded = pair(sources[:3], text_target=targets[:3])
+    features = [{"input_ids": ids, "labels": labels} for ids, labels in zip(encoded["input_ids"], encoded["labels"])]
+    batch = DataCollatorForSeq2Seq(pair, label_pad_token_id=-100, return_tensors="pt")(features)
+    for row, (ids, labels) in enumerate(zip(encoded["input_ids"], encoded["labels"])):
+        assert batch["input_ids"][row, : len(ids)].tolist() == ids
+        assert set(batch["input_ids"][row, len(ids) :].tolist()) <= {0}
+        assert batch["labels"][row, : len(labels)].tolist() == labels
+        assert set(batch["labels"][row, len(labels) :].tolist()) <= {-100}
+    assert batch["labels"].shape[1] == max(map(len, encoded["labels"]))
 
 
 def test_a_failed_target_encoding_leaves_source_mode(pair):
