@@ -502,6 +502,7 @@ def efficiency(passes: list[dict[str, Any]], matmul: list[float], parameters: di
         head.append(6 * parameters["output_projection"] * answer["target_tokens"] / seconds)
     return {
         "model_gflops": round(median(body), 2),
+        "model_gflops_with_output_projection": round(median([b + h for b, h in zip(body, head)]), 2),
         "fraction_of_matmul": round(median([b / c for b, c in zip(body, matmul)]), 3),
         "fraction_of_matmul_with_output_projection": round(median([(b + h) / c for b, h, c in zip(body, head, matmul)]), 3),
     }

@@ -103,7 +103,9 @@ def test_efficiency_counts_encoder_and_decoder_tokens():
     body = 6 * (1e6 * 1000 + 2e6 * 500) / 2.0 / 1e9  # 6 GFLOP/s
     assert result["model_gflops"] == pytest.approx(body)
     assert result["fraction_of_matmul"] == pytest.approx(body / 12.0, abs=1e-3)
-    assert result["fraction_of_matmul_with_output_projection"] == pytest.approx((body + 6 * 5e5 * 500 / 2e9) / 12.0, abs=1e-3)
+    with_head = body + 6 * 5e5 * 500 / 2e9
+    assert result["model_gflops_with_output_projection"] == pytest.approx(with_head)
+    assert result["fraction_of_matmul_with_output_projection"] == pytest.approx(with_head / 12.0, abs=1e-3)
 
 
 @pytest.mark.parametrize(
