@@ -176,6 +176,10 @@ def _machine_section(results: dict[str, Any]) -> str:
         + (f"; GPU: {m['gpu']}" if m.get("gpu") else ""),
         f"- Python {m['python']}, torch {m['torch']}, transformers {m['transformers']}; "
         f"device {s['device']}, {s['dtype']}",
+        "- Memory allocator: "
+        + ("glibc told to keep freed memory in the process (`--keep-freed-memory`: "
+           "`MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_` = 1 GiB), for every system"
+           if s.get("keep_freed_memory") else "glibc defaults (large freed blocks go back to the OS)"),
         f"- Load average (1, 5, 15 min) at start {m['load_average_at_start']}, at end {m.get('load_average_at_end')}: "
         "the machine was shared, so absolute numbers are noisy; ratios are per round.",
         *([f"- {m['threads_per_system']} thread(s) per system on {m['usable_cpus']} CPUs: on a shared machine a "

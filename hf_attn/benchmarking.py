@@ -59,6 +59,11 @@ class ModelSize:
     rnn_hidden: int
 
 
+# glibc returns every freed block above the mmap threshold (32 MB at most by default) to the
+# OS, so a (tokens x vocabulary) logits tensor is page-faulted in afresh at every step. These
+# settings keep freed memory in the process, for every system alike (--keep-freed-memory).
+KEEP_FREED_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
+
 SIZES = {
     "tiny": ModelSize(vocab_size=400, d_model=32, layers=1, heads=2, ffn_dim=64, rnn_hidden=32),
     "small": ModelSize(vocab_size=8000, d_model=256, layers=3, heads=4, ffn_dim=1024, rnn_hidden=256),
@@ -97,6 +102,7 @@ class BenchmarkSettings:
     dropout: float = 0.1
     learning_rate: float = 5e-4
     max_grad_norm: float = 1.0
+    keep_freed_memory: bool = False
     work_dir: str = "runs/benchmark"
 
     def __post_init__(self) -> None:
@@ -342,6 +348,7 @@ def build_systems(settings: BenchmarkSettings, data: PreparedData, joey_python: 
         "seed": settings.seed,
         "learning_rate": settings.learning_rate,
         "max_grad_norm": settings.max_grad_norm,
+        "keep_freed_memory": settings.keep_freed_memory,
     }
     wanted = set(settings.benchmarks)
     systems = []
@@ -389,6 +396,8 @@ class WorkerProcess:
         spec_file.write_text(json.dumps(system.spec, indent=1), encoding="utf-8")
         self.log_file = work_dir / f"{system.key}.log"
         env = {**os.environ, "OMP_NUM_THREADS": str(system.spec["threads"]), "TOKENIZERS_PARALLELISM": "false"}
+        if system.spec.get("keep_freed_memory"):
+            env.update(KEEP_FREED_MEMORY_ENV)
         if system.python == sys.executable:
             package_root = str(Path(__file__).resolve().parent.parent)
             env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)

@@ -58,6 +58,7 @@ from .checkpointing import (
 from .data import load_bible_corpus, load_parallel_data
 from .evaluation import corpus_scores, translate
 from .plotting import plot_learning_curves
+from .cpu_memory import keep_freed_memory
 from .seq2seq_utils import seq2seq_lm_loss
 from .tokenization import (
     check_tokenizer_matches_config,
@@ -237,6 +238,8 @@ class TrainingRun:
         )
         if config.mixed_precision == "fp16" and self.accelerator.device.type == "cpu":
             logger.warning("fp16 is not available on CPU: accelerate runs this training in fp32.")
+        if config.keep_freed_memory and self.accelerator.device.type == "cpu" and keep_freed_memory():
+            logger.info("glibc keeps freed memory in this process (keep_freed_memory): no page faults per step")
         set_seed(config.seed)
         if self.accelerator.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)

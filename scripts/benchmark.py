@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="bf16 = autocast over fp32 weights, as mixed-precision training")
     parser.add_argument("--threads", type=int, default=defaults.threads, help="torch threads of every system")
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="run every worker with glibc keeping freed memory (no page faults for large temporaries)")
     parser.add_argument("--max-train-examples", type=int, help="use only this many training pairs (tests)")
     parser.add_argument("--no-joey", dest="joey", action="store_false", help="skip Joey NMT")
     parser.add_argument("--joey-venv", default=str(DEFAULT_JOEY_VENV),

@@ -20,7 +20,7 @@ TINY_ARGS = [
     "--repeats", "1", "--generation-repeats", "1", "--beams", "1", "2",
     "--train-batches", "2", "--max-tokens", "200", "--max-train-examples", "300",
     "--generation-sentences", "8", "--generation-batch-size", "8", "--max-new-tokens", "4",
-    "--scaling-lengths", "8", "16", "--scaling-tokens", "128",
+    "--scaling-lengths", "8", "16", "--scaling-tokens", "128", "--keep-freed-memory",
 ]
 
 
@@ -51,6 +51,7 @@ def test_quick_run_results_structure(quick_run):
     for key in ("machine", "settings", "data", "systems", "training", "generation", "scaling", "comparisons", "command"):
         assert key in results, key
     assert results["machine"]["load_average_at_start"] and results["machine"]["torch"]
+    assert results["settings"]["keep_freed_memory"] is True
     assert set(results["systems"]) == {
         "hf_attn-transformer-sdpa", "marian-sdpa", "hf_attn-rnn", "hf_attn-rnn-no-input-feeding",
     }
@@ -78,6 +79,7 @@ def test_quick_run_writes_docs(quick_run):
     markdown = (docs / "benchmarks.md").read_text(encoding="utf-8")
     assert "## Where we stand" in markdown and "benchmark_scaling.png" in markdown
     assert results["machine"]["cpu"] in markdown
+    assert "keep freed memory in the process (`--keep-freed-memory`" in markdown
     assert (docs / "benchmark_scaling.png").stat().st_size > 0
     assert json.loads((docs / "benchmarks.json").read_text(encoding="utf-8")) == results
 

@@ -42,6 +42,7 @@ def test_overrides_reach_training_and_model_fields(tmp_path):
         ({"max_minutes": 0}, "max_minutes"),
         ({"max_tokens": 64, "max_source_tokens": 128}, "max_tokens"),
         ({"log_with": "wandb"}, "log_with"),
+        ({"keep_freed_memory": "yes"}, "keep_freed_memory"),
     ],
 )
 def test_bad_values_name_the_field(values, field):
