@@ -37,6 +37,7 @@ import torch
 
 from . import benchmark_worker
 from .benchmark_joey import DEFAULT_JOEY_VENV, JOEY_VERSION, ensure_joey_venv, joey_rnn_config, run_joey_cli
+from .cpu_memory import THRESHOLD_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class ModelSize:
 # glibc returns every freed block above the mmap threshold (32 MB at most by default) to the
 # OS, so a (tokens x vocabulary) logits tensor is page-faulted in afresh at every step. These
 # settings keep freed memory in the process, for every system alike (--keep-freed-memory).
-KEEP_FREED_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
+KEEP_FREED_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": str(THRESHOLD_BYTES), "MALLOC_TRIM_THRESHOLD_": str(THRESHOLD_BYTES)}
 
 SIZES = {
     "tiny": ModelSize(vocab_size=400, d_model=32, layers=1, heads=2, ffn_dim=64, rnn_hidden=32),

@@ -605,7 +605,9 @@ class TransformerSeq2SeqForConditionalGeneration(
         copy of its encoder output (see :func:`queries_by_source`), so the copies
         ``generate()`` would otherwise make are neither projected nor read ``expand_size`` times.
         """
-        per_sentence = {key: model_kwargs.pop(key) for key in ("encoder_outputs", "attention_mask") if key in model_kwargs}
+        per_sentence = {
+            key: model_kwargs.pop(key) for key in ("encoder_outputs", "attention_mask") if key in model_kwargs
+        }
         input_ids, model_kwargs = super()._expand_inputs_for_generation(expand_size, False, input_ids, **model_kwargs)
         return input_ids, {**model_kwargs, **per_sentence}
 

@@ -55,10 +55,10 @@ from .checkpointing import (
     mark_latest,
     prune_checkpoints,
 )
+from .cpu_memory import keep_freed_memory
 from .data import load_bible_corpus, load_parallel_data
 from .evaluation import corpus_scores, translate
 from .plotting import plot_learning_curves
-from .cpu_memory import keep_freed_memory
 from .seq2seq_utils import seq2seq_lm_loss
 from .tokenization import (
     check_tokenizer_matches_config,
