@@ -32,7 +32,7 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
     Args:
         vocab_size: size of the (source, or shared) vocabulary.
         decoder_vocab_size: size of the target vocabulary when source and target do not share
-            one (``share_encoder_decoder_embeddings=False``); ``None`` means the same as ``vocab_size``.
+            one (``share_encoder_decoder_embeddings=False``); ``None`` sets it to ``vocab_size``.
         rnn_type: ``"gru"`` or ``"lstm"``, for encoder and decoder alike.
         hidden_size: decoder state size = attention size = size of the attentional vector.
         embedding_size: size of the source and target token embeddings.
@@ -53,13 +53,14 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
         label_smoothing: label smoothing mass of the training loss.
         share_encoder_decoder_embeddings: one embedding matrix for source and target tokens.
         tie_word_embeddings: the output projection reuses the target embedding matrix
-            (needs ``embedding_size == hidden_size``).
+            (needs ``embedding_size == hidden_size``); ``None`` ties exactly when the sizes are
+            equal, so the papers' shapes (e.g. 620-wide embeddings, 1000-wide states) build untied.
         init_std: standard deviation of the embedding initialisation; ``None`` means
             ``embedding_size ** -0.5``.
     """
 
     model_type = "rnn_seq2seq"
-    keys_to_ignore_at_inference = ["past_key_values"]
+    keys_to_ignore_at_inference = ["past_key_values", "cache"]
     attribute_map = {"num_hidden_layers": "encoder_layers", "d_model": "hidden_size"}
 
     vocab_size: int = 8000
@@ -79,7 +80,7 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
     label_smoothing: float = 0.0
     init_std: float | None = None
     share_encoder_decoder_embeddings: bool = True
-    tie_word_embeddings: bool = True
+    tie_word_embeddings: bool | None = None
     use_cache: bool = True
     is_encoder_decoder: bool = True
     pad_token_id: int = 0
@@ -98,13 +99,17 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
                 )
             if isinstance(self.hidden_size, int):
                 self.encoder_hidden_size = self.hidden_size // 2 if bidirectional else self.hidden_size
+        if self.tie_word_embeddings is None:
+            self.tie_word_embeddings = self.embedding_size == self.hidden_size
+        if self.decoder_vocab_size is None:
+            self.decoder_vocab_size = self.vocab_size
         self._validate()
         super().__post_init__(**kwargs)
 
     @property
     def target_vocab_size(self) -> int:
-        """Size of the vocabulary the decoder reads and predicts."""
-        return self.vocab_size if self.decoder_vocab_size is None else self.decoder_vocab_size
+        """Size of the vocabulary the decoder reads and predicts (``decoder_vocab_size``)."""
+        return self.decoder_vocab_size
 
     @property
     def encoder_output_size(self) -> int:
@@ -122,8 +127,7 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
             "decoder_layers",
         ):
             require_positive_int(name, getattr(self, name))
-        if self.decoder_vocab_size is not None:
-            require_positive_int("decoder_vocab_size", self.decoder_vocab_size)
+        require_positive_int("decoder_vocab_size", self.decoder_vocab_size)
         for name in (
             "bidirectional_encoder",
             "input_feeding",

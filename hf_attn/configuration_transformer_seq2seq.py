@@ -25,7 +25,8 @@ class TransformerSeq2SeqConfig(PreTrainedConfig):
     Args:
         vocab_size: size of the (source, or shared) vocabulary.
         decoder_vocab_size: size of the target vocabulary when source and target do not share
-            one (`share_encoder_decoder_embeddings=False`); `None` means the same as `vocab_size`.
+            one (`share_encoder_decoder_embeddings=False`); `None` sets it to `vocab_size` (so
+            `config.get_text_config(decoder=True).vocab_size` reports it, as Marian's does).
         d_model: width of every layer (d_model in the paper).
         encoder_layers / decoder_layers: number of stacked layers (N).
         encoder_attention_heads / decoder_attention_heads: heads per attention (h); must divide d_model.
@@ -47,7 +48,7 @@ class TransformerSeq2SeqConfig(PreTrainedConfig):
     """
 
     model_type = "transformer_seq2seq"
-    keys_to_ignore_at_inference = ["past_key_values"]
+    keys_to_ignore_at_inference = ["past_key_values", "cache"]
     attribute_map = {
         "num_attention_heads": "encoder_attention_heads",
         "hidden_size": "d_model",
@@ -85,12 +86,14 @@ class TransformerSeq2SeqConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
+        if self.decoder_vocab_size is None:
+            self.decoder_vocab_size = self.vocab_size
         self._validate()
 
     @property
     def target_vocab_size(self) -> int:
-        """Size of the vocabulary the decoder reads and predicts."""
-        return self.vocab_size if self.decoder_vocab_size is None else self.decoder_vocab_size
+        """Size of the vocabulary the decoder reads and predicts (``decoder_vocab_size``)."""
+        return self.decoder_vocab_size
 
     def _validate(self) -> None:
         for name in (
@@ -105,8 +108,7 @@ class TransformerSeq2SeqConfig(PreTrainedConfig):
             require_positive_int(name, getattr(self, name))
         require_non_negative_int("encoder_layers", self.encoder_layers)
         require_positive_int("decoder_layers", self.decoder_layers)
-        if self.decoder_vocab_size is not None:
-            require_positive_int("decoder_vocab_size", self.decoder_vocab_size)
+        require_positive_int("decoder_vocab_size", self.decoder_vocab_size)
         for heads_name in ("encoder_attention_heads", "decoder_attention_heads"):
             heads = getattr(self, heads_name)
             if self.d_model % heads:

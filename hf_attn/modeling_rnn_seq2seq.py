@@ -28,7 +28,7 @@ from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqModelOutput
-from transformers.utils import can_return_tuple
+from transformers.utils import can_return_tuple, is_tracing
 
 from .attention import RNNAttention, build_rnn_attention
 from .configuration_rnn_seq2seq import RNNSeq2SeqConfig
@@ -37,6 +37,8 @@ from .seq2seq_utils import (
     ExplicitTiedWeightsMixin,
     RemoteCodeAutoMapMixin,
     Seq2SeqLMMixin,
+    cache_output,
+    resolve_cache_argument,
 )
 
 RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
@@ -153,8 +155,14 @@ def _rnn_class(rnn_type: str) -> type[nn.RNNBase]:
 
 
 def _source_lengths(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Lengths of right-padded sequences; other padding would be silently wrong, so it raises."""
+    """Lengths of right-padded sequences; other padding would be silently wrong, so it raises.
+
+    The checks read the mask's values, which ``torch.export``/``torch.compile`` cannot trace,
+    so a traced graph skips them (the eager model checks every call).
+    """
     lengths = attention_mask.sum(dim=1)
+    if is_tracing(attention_mask):
+        return lengths
     positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
     if not torch.equal(attention_mask.bool(), positions.unsqueeze(0) < lengths.unsqueeze(1)):
         raise ValueError("RNNSeq2Seq expects right-padded inputs: `attention_mask` must be 1s followed by 0s.")
@@ -171,6 +179,9 @@ class RNNSeq2SeqPreTrainedModel(RemoteCodeAutoMapMixin, ExplicitTiedWeightsMixin
     base_model_prefix = "model"
     main_input_name = "input_ids"
     supports_gradient_checkpointing = False
+    # The decoder state is recurrent: it cannot be rolled back to an earlier step, so generation
+    # modes that draft and discard tokens (assisted decoding) are refused with transformers' error.
+    _is_stateful = True
     _remote_code_auto_classes = {
         "AutoModel": "RNNSeq2SeqModel",
         "AutoModelForSeq2SeqLM": "RNNSeq2SeqForConditionalGeneration",
@@ -280,6 +291,9 @@ class RNNEncoder(nn.Module):
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds` to the encoder.")
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
         batch_size, source_length = inputs_embeds.shape[:2]
@@ -377,8 +391,10 @@ class RNNAttentionDecoder(nn.Module):
         encoder_states: torch.Tensor,
         encoder_mask: torch.Tensor | None,
         cache: RNNSeq2SeqCache,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Attentional vectors (batch, target_length, hidden_size) and weights (batch, target_length, source_length).
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Attentional vectors h̃_t (batch, target_length, hidden_size), attention weights (batch,
+        target_length, source_length) or None, and the top RNN layer's outputs h_t (batch,
+        target_length, hidden_size).
 
         Advances ``cache`` past the given target tokens.
         """
@@ -389,7 +405,7 @@ class RNNAttentionDecoder(nn.Module):
         attentional, weights = self._attend(rnn_outputs, cache, encoder_states, encoder_mask)
         hidden, cell = state if isinstance(state, tuple) else (state, None)
         cache.update(hidden.transpose(0, 1), None if cell is None else cell.transpose(0, 1), None, embedded.shape[1])
-        return attentional, weights
+        return attentional, weights, rnn_outputs
 
     def _input_feeding_forward(
         self,
@@ -397,7 +413,7 @@ class RNNAttentionDecoder(nn.Module):
         encoder_states: torch.Tensor,
         encoder_mask: torch.Tensor | None,
         cache: RNNSeq2SeqCache,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """Step through time, feeding h̃_{t-1} back in (Luong 2015 §3.3).
 
         The layers' parameters are those of ``self.rnn``, applied with the fused single-step
@@ -420,7 +436,7 @@ class RNNAttentionDecoder(nn.Module):
         hidden = list(cache.hidden.unbind(1))
         cells = list(cache.cell.unbind(1)) if is_lstm else None
         previous = cache.attentional
-        step_outputs, step_weights = [], []
+        step_outputs, step_weights, step_rnn_outputs = [], [], []
         for step_gates in embedding_gates.unbind(1):
             layer_input = previous
             for layer, (weight_ih, weight_hh, bias_ih, bias_hh) in enumerate(parameters):
@@ -435,15 +451,17 @@ class RNNAttentionDecoder(nn.Module):
                 else:
                     hidden[layer] = cell_function(layer_input, hidden[layer], weight_ih, weight_hh, bias_ih, bias_hh)
                 layer_input = hidden[layer]
-            attentional, weights = self._attend(layer_input.unsqueeze(1), cache, encoder_states, encoder_mask)
+            rnn_output = layer_input.unsqueeze(1)
+            attentional, weights = self._attend(rnn_output, cache, encoder_states, encoder_mask)
             previous = attentional.squeeze(1)
             step_outputs.append(attentional)
             step_weights.append(weights)
+            step_rnn_outputs.append(rnn_output)
         cache.update(
             torch.stack(hidden, dim=1), torch.stack(cells, dim=1) if is_lstm else None, previous, embedded.shape[1]
         )
         weights = None if self.attention is None else torch.cat(step_weights, dim=1)
-        return torch.cat(step_outputs, dim=1), weights
+        return torch.cat(step_outputs, dim=1), weights, torch.cat(step_rnn_outputs, dim=1)
 
 
 class RNNSeq2SeqModel(EncoderDecoderEmbeddingsMixin, RNNSeq2SeqPreTrainedModel):
@@ -470,15 +488,23 @@ class RNNSeq2SeqModel(EncoderDecoderEmbeddingsMixin, RNNSeq2SeqPreTrainedModel):
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
+        cache: RNNSeq2SeqCache | None = None,
         **kwargs,
     ) -> Seq2SeqModelOutput:
         """Encode (unless ``encoder_outputs`` is given) and decode ``decoder_input_ids`` from the cached state.
 
         ``decoder_attention_mask`` is accepted for interface compatibility and not needed: the
         decoder is causal by construction and right padding never affects earlier positions.
+        The decoder cache comes as ``cache`` (transformers ≥ 5.24) or ``past_key_values``.
         ``cross_attentions`` is a 1-tuple of (batch, 1, target_length, source_length) weights.
+        ``encoder_hidden_states`` are the embeddings and each encoder layer's states;
+        ``decoder_hidden_states`` are the decoder's three stages: the target embeddings, the top
+        RNN layer's h_t and the attentional vectors h̃_t (= ``last_hidden_state``).
         """
         output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
         use_cache = self.config.use_cache if use_cache is None else use_cache
         if encoder_outputs is None:
             encoder_outputs = self.encoder(
@@ -497,14 +523,15 @@ class RNNSeq2SeqModel(EncoderDecoderEmbeddingsMixin, RNNSeq2SeqPreTrainedModel):
         if decoder_inputs_embeds is None:
             decoder_inputs_embeds = self.decoder.embed_tokens(decoder_input_ids)
         encoder_states = encoder_outputs.last_hidden_state
-        cache = past_key_values
+        cache = resolve_cache_argument(cache, past_key_values)
         if cache is None:
             cache = self.decoder.initial_cache(encoder_states, encoder_outputs.final_state)
         encoder_mask = attention_mask.bool() if attention_mask is not None else None
-        attentional, weights = self.decoder(decoder_inputs_embeds, encoder_states, encoder_mask, cache)
+        attentional, weights, rnn_outputs = self.decoder(decoder_inputs_embeds, encoder_states, encoder_mask, cache)
         return Seq2SeqModelOutput(
             last_hidden_state=attentional,
-            past_key_values=cache if use_cache else None,
+            **cache_output(cache if use_cache else None),
+            decoder_hidden_states=(decoder_inputs_embeds, rnn_outputs, attentional) if output_hidden_states else None,
             cross_attentions=(weights.unsqueeze(1),) if output_attentions and weights is not None else None,
             encoder_last_hidden_state=encoder_states,
             encoder_hidden_states=encoder_outputs.hidden_states,

@@ -28,7 +28,7 @@ from transformers.modeling_outputs import (
     Seq2SeqModelOutput,
 )
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.utils import can_return_tuple
+from transformers.utils import can_return_tuple, is_tracing
 
 from .attention import causal_mask, eager_attention_forward
 from .configuration_transformer_seq2seq import TransformerSeq2SeqConfig
@@ -37,6 +37,9 @@ from .seq2seq_utils import (
     ExplicitTiedWeightsMixin,
     RemoteCodeAutoMapMixin,
     Seq2SeqLMMixin,
+    cache_of,
+    cache_output,
+    resolve_cache_argument,
 )
 
 
@@ -76,9 +79,21 @@ def build_position_embedding(config: TransformerSeq2SeqConfig) -> nn.Module:
     return nn.Embedding(config.max_position_embeddings, config.d_model)
 
 
+def has_no_padding(attention_mask: torch.Tensor | None) -> bool:
+    """True when no position is masked, so a mask can be left out (sdpa's fast path).
+
+    Asking the values is a data-dependent branch that ``torch.export`` and ``torch.compile``
+    cannot trace, so while tracing the answer is "padded": the mask is always applied, which
+    is exact either way.
+    """
+    if attention_mask is None:
+        return True
+    return not is_tracing(attention_mask) and bool(attention_mask.all())
+
+
 def padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
-    """(batch, 1, 1, source_length) boolean key mask, or None when nothing is padded (lets sdpa take its fast path)."""
-    if attention_mask is None or bool(attention_mask.all()):
+    """(batch, 1, 1, source_length) boolean key mask, or None when nothing is padded."""
+    if has_no_padding(attention_mask):
         return None
     return attention_mask.bool()[:, None, None, :]
 
@@ -88,7 +103,7 @@ def decoder_self_attention_mask(
 ) -> torch.Tensor | None:
     """Causal (+ padding) mask for decoder self-attention, or None where ``is_causal`` alone is exact."""
     key_length = past_length + query_length
-    no_padding = attention_mask is None or bool(attention_mask.all())
+    no_padding = has_no_padding(attention_mask)
     if no_padding and (past_length == 0 or query_length == 1):
         return None
     mask = causal_mask(query_length, key_length, device)[None, None]
@@ -124,6 +139,45 @@ def queries_by_source(query: torch.Tensor, rows_per_source: int) -> torch.Tensor
     rows, heads, length, head_dim = query.shape
     grouped = query.view(rows // rows_per_source, rows_per_source, heads, length, head_dim).transpose(1, 2)
     return grouped.reshape(rows // rows_per_source, heads, rows_per_source * length, head_dim)
+
+
+class SourceSharedCrossAttentionCache(DynamicCache):
+    """Cross-attention keys/values kept once per source sentence for its ``rows_per_source`` decoder rows.
+
+    Beams and samples of one sentence attend to the same encoder output, so storing (and
+    reading) its keys/values once instead of once per row is exact and cheaper. The row
+    operations take decoder-row indices, like those of the self-attention cache beside it in
+    the ``EncoderDecoderCache``: a permutation within each sentence's rows (what beam search
+    does) leaves the shared keys/values as they are; any other selection gives each decoder
+    row its own copy, after which this is an ordinary per-row cache.
+    """
+
+    def __init__(self, rows_per_source: int) -> None:
+        super().__init__()
+        self.rows_per_source = rows_per_source
+
+    def _follow_decoder_rows(self, decoder_rows: torch.Tensor) -> None:
+        sources = decoder_rows // self.rows_per_source
+        rows_kept_by_source = torch.arange(sources.numel(), device=sources.device) // self.rows_per_source
+        if self.rows_per_source > 1 and torch.equal(sources, rows_kept_by_source.to(sources.dtype)):
+            return
+        super().reorder_cache(sources)
+        self.rows_per_source = 1
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        self._follow_decoder_rows(beam_idx)
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self._follow_decoder_rows(indices)
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        self.rows_per_source *= repeats
+
+
+def share_cross_attention_by_source(cache: EncoderDecoderCache, decoder_rows: int, sources: int) -> None:
+    """Before the first step: store cross-attention keys/values per source sentence when rows share one."""
+    if decoder_rows != sources and cache.cross_attention_cache.get_seq_length() == 0:
+        cache.cross_attention_cache = SourceSharedCrossAttentionCache(decoder_rows_per_source(decoder_rows, sources))
 
 
 def weights_by_row(weights: torch.Tensor, rows_per_source: int, length: int) -> torch.Tensor:
@@ -191,20 +245,20 @@ class TransformerSeq2SeqAttention(nn.Module):
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         encoder_hidden_states: torch.Tensor | None = None,
-        past_key_values: EncoderDecoderCache | None = None,
+        cache: EncoderDecoderCache | None = None,
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch, length, _ = hidden_states.shape
         rows_per_source = 1
         if self.is_cross_attention:
             (query,) = self._split_heads(self.q_proj(hidden_states), 1)
-            key, value = self._cross_attention_key_values(encoder_hidden_states, past_key_values)
+            key, value = self._cross_attention_key_values(encoder_hidden_states, cache)
             rows_per_source = decoder_rows_per_source(batch, key.shape[0])
             query = queries_by_source(query, rows_per_source)
         else:
             query, key, value = self._split_heads(self.qkv_proj(hidden_states), 3)
-            if past_key_values is not None:
-                key, value = past_key_values.self_attention_cache.update(key, value, self.layer_idx)
+            if cache is not None:
+                key, value = cache.self_attention_cache.update(key, value, self.layer_idx)
 
         # Only the eager path returns weights; it computes the same function as the others.
         implementation = "eager" if output_attentions else self.config._attn_implementation
@@ -303,14 +357,14 @@ class TransformerSeq2SeqDecoderLayer(GradientCheckpointingLayer):
         encoder_hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
-        past_key_values: EncoderDecoderCache | None = None,
+        cache: EncoderDecoderCache | None = None,
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         hidden_states, self_weights = self.self_attn_sublayer(
             hidden_states,
             self.self_attn,
             attention_mask=attention_mask,
-            past_key_values=past_key_values,
+            cache=cache,
             output_attentions=output_attentions,
         )
         hidden_states, cross_weights = self.encoder_attn_sublayer(
@@ -318,7 +372,7 @@ class TransformerSeq2SeqDecoderLayer(GradientCheckpointingLayer):
             self.encoder_attn,
             attention_mask=encoder_attention_mask,
             encoder_hidden_states=encoder_hidden_states,
-            past_key_values=past_key_values,
+            cache=cache,
             output_attentions=output_attentions,
         )
         hidden_states, _ = self.ffn_sublayer(hidden_states, self.ffn)
@@ -451,20 +505,20 @@ class TransformerSeq2SeqDecoder(TransformerSeq2SeqStack):
         encoder_hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
-        past_key_values: EncoderDecoderCache | None = None,
+        cache: EncoderDecoderCache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool = False,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
     ) -> BaseModelOutputWithPastAndCrossAttentions:
-        if use_cache and past_key_values is None:
-            past_key_values = EncoderDecoderCache(DynamicCache(), DynamicCache())
-        if past_key_values is not None and not isinstance(past_key_values, EncoderDecoderCache):
-            raise TypeError(
-                f"`past_key_values` must be an EncoderDecoderCache, got {type(past_key_values).__name__}."
-            )
-        past_length = past_key_values.get_seq_length() if past_key_values is not None else 0
+        if use_cache and cache is None:
+            cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        if cache is not None and not isinstance(cache, EncoderDecoderCache):
+            raise TypeError(f"The decoder cache must be an EncoderDecoderCache, got {type(cache).__name__}.")
+        past_length = cache.get_seq_length() if cache is not None else 0
         hidden_states = self.embed(input_ids, inputs_embeds, past_length, "target")
+        if cache is not None:
+            share_cross_attention_by_source(cache, hidden_states.shape[0], encoder_hidden_states.shape[0])
         self_mask = decoder_self_attention_mask(
             attention_mask, hidden_states.shape[1], past_length, hidden_states.device
         )
@@ -481,7 +535,7 @@ class TransformerSeq2SeqDecoder(TransformerSeq2SeqStack):
                 encoder_hidden_states,
                 attention_mask=self_mask,
                 encoder_attention_mask=cross_mask,
-                past_key_values=past_key_values,
+                cache=cache,
                 output_attentions=output_attentions,
             )
             if output_attentions:
@@ -493,7 +547,7 @@ class TransformerSeq2SeqDecoder(TransformerSeq2SeqStack):
             all_hidden_states += (hidden_states,)
         return BaseModelOutputWithPastAndCrossAttentions(
             last_hidden_state=hidden_states,
-            past_key_values=past_key_values,
+            **cache_output(cache),
             hidden_states=all_hidden_states,
             attentions=all_self_attentions,
             cross_attentions=all_cross_attentions,
@@ -524,10 +578,12 @@ class TransformerSeq2SeqModel(EncoderDecoderEmbeddingsMixin, TransformerSeq2SeqP
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
+        cache: Cache | None = None,
         **kwargs,
     ) -> Seq2SeqModelOutput:
         """Encode the source (unless ``encoder_outputs`` are given) and decode ``decoder_input_ids``.
 
+        The decoder cache comes as ``cache`` (transformers ≥ 5.24) or ``past_key_values``.
         ``kwargs`` absorbs bookkeeping arguments that ``generate()`` passes to every model
         (such as ``cache_position``); this model derives positions from the cache instead.
         """
@@ -551,7 +607,7 @@ class TransformerSeq2SeqModel(EncoderDecoderEmbeddingsMixin, TransformerSeq2SeqP
             encoder_outputs.last_hidden_state,
             attention_mask=decoder_attention_mask,
             encoder_attention_mask=attention_mask,
-            past_key_values=past_key_values,
+            cache=resolve_cache_argument(cache, past_key_values),
             inputs_embeds=decoder_inputs_embeds,
             use_cache=use_cache,
             output_attentions=output_attentions,
@@ -559,7 +615,7 @@ class TransformerSeq2SeqModel(EncoderDecoderEmbeddingsMixin, TransformerSeq2SeqP
         )
         return Seq2SeqModelOutput(
             last_hidden_state=decoder_outputs.last_hidden_state,
-            past_key_values=decoder_outputs.past_key_values,
+            **cache_output(cache_of(decoder_outputs)),
             decoder_hidden_states=decoder_outputs.hidden_states,
             decoder_attentions=decoder_outputs.attentions,
             cross_attentions=decoder_outputs.cross_attentions,
@@ -579,18 +635,6 @@ class TransformerSeq2SeqForConditionalGeneration(
         self.model = TransformerSeq2SeqModel(config)
         self._build_lm_head(config.d_model)
         self.post_init()
-
-    @staticmethod
-    def _reorder_cache(past_key_values: EncoderDecoderCache, beam_idx: torch.LongTensor) -> EncoderDecoderCache:
-        """Beam search's reorder: only the self-attention keys/values follow the chosen beams.
-
-        Beam search permutes beams within each sentence, and every beam of a sentence holds
-        the same cross-attention keys/values (projected from the same encoder output), so
-        reordering those would copy them onto themselves: for 4 beams that copy was a fifth
-        of generation time.
-        """
-        past_key_values.self_attention_cache.reorder_cache(beam_idx)
-        return past_key_values
 
     def _expand_inputs_for_generation(
         self,

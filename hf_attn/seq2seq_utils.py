@@ -7,12 +7,39 @@ and transformers, so ``save_pretrained`` copies it with them for ``trust_remote_
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
 from torch import nn
+from transformers.cache_utils import Cache
 from transformers.modeling_outputs import Seq2SeqLMOutput
 from transformers.utils import can_return_tuple
+
+# transformers 5.24 renamed the generation cache from `past_key_values` to `cache` in forward
+# arguments, output dataclass fields and what `generate()` passes to the model. Both models
+# accept either name and fill the output field the installed release declares, so `generate()`
+# sees its cache (and no deprecation warning) on every release `pyproject.toml` admits.
+CACHE_OUTPUT_FIELD = (
+    "cache" if "cache" in {field.name for field in dataclasses.fields(Seq2SeqLMOutput)} else "past_key_values"
+)
+
+
+def resolve_cache_argument(cache: Cache | None, past_key_values: Cache | None) -> Cache | None:
+    """The decoder cache passed as ``cache`` (transformers ≥ 5.24) or ``past_key_values`` (before)."""
+    if cache is not None and past_key_values is not None:
+        raise ValueError("Pass the decoder cache as `cache` or as `past_key_values`, not both.")
+    return past_key_values if cache is None else cache
+
+
+def cache_output(cache: Cache | None) -> dict[str, Cache | None]:
+    """The cache as keyword arguments of an output dataclass, under the installed release's field name."""
+    return {CACHE_OUTPUT_FIELD: cache}
+
+
+def cache_of(outputs: Any) -> Cache | None:
+    """The cache an output dataclass holds, read under the installed release's field name."""
+    return getattr(outputs, CACHE_OUTPUT_FIELD)
 
 
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
@@ -127,6 +154,24 @@ class ExplicitTiedWeightsMixin:
             return super().get_expanded_tied_weights_keys(all_submodels=True)
         return dict(self._tied_weights_keys or {})
 
+    def mark_tied_weights_as_initialized(self, loading_info: Any) -> None:
+        """Keep a tie source that the checkpoint lacks (e.g. ``model.shared.weight``) reported and initialised.
+
+        transformers marks tied targets as initialised so that loading skips their init; a
+        target shares its Parameter with its source, so the source looks initialised too, and
+        for models defined outside the library a filter then drops it from the missing keys:
+        it stayed on the meta device and no missing key was reported. A source missing together
+        with all its targets is put back, so it is reported, materialised and initialised, as
+        for Marian.
+        """
+        missing_before = set(loading_info.missing_keys)
+        super().mark_tied_weights_as_initialized(loading_info)
+        tied = self.all_tied_weights_keys
+        for source in set(tied.values()) & missing_before:
+            if all(target in missing_before for target, its_source in tied.items() if its_source == source):
+                loading_info.missing_keys.add(source)
+                self.get_parameter_or_buffer(source)._is_hf_initialized = False
+
 
 class EncoderDecoderEmbeddingsMixin:
     """Token embeddings of a base encoder-decoder model (``self.encoder``/``self.decoder``).
@@ -214,7 +259,7 @@ class Seq2SeqLMMixin:
         decoder_input_ids: torch.LongTensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
         encoder_outputs: Any = None,
-        past_key_values: Any = None,
+        past_key_values: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         decoder_inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
@@ -222,6 +267,7 @@ class Seq2SeqLMMixin:
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         num_items_in_batch: int | torch.Tensor | None = None,
+        cache: Cache | None = None,
         **kwargs,
     ) -> Seq2SeqLMOutput:
         """Logits over the target vocabulary; with ``labels`` (-100 = ignore) also the label-smoothed loss.
@@ -239,7 +285,7 @@ class Seq2SeqLMMixin:
             decoder_input_ids=decoder_input_ids,
             decoder_attention_mask=decoder_attention_mask,
             encoder_outputs=encoder_outputs,
-            past_key_values=past_key_values,
+            cache=resolve_cache_argument(cache, past_key_values),
             inputs_embeds=inputs_embeds,
             decoder_inputs_embeds=decoder_inputs_embeds,
             use_cache=use_cache,
@@ -254,7 +300,7 @@ class Seq2SeqLMMixin:
         return Seq2SeqLMOutput(
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
+            **cache_output(cache_of(outputs)),
             decoder_hidden_states=outputs.decoder_hidden_states,
             decoder_attentions=outputs.decoder_attentions,
             cross_attentions=outputs.cross_attentions,

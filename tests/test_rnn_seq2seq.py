@@ -377,7 +377,7 @@ def test_left_padding_and_mismatched_masks_are_clear_errors(batch):
             "attention_type='luong_dot'",
         ),
         ({"attention_type": "none", "decoder_init": "zero"}, "decoder_init"),
-        ({"embedding_size": 8}, "tie_word_embeddings"),
+        ({"embedding_size": 8, "tie_word_embeddings": True}, "tie_word_embeddings"),
     ],
 )
 def test_config_validation_names_the_field(overrides, field):
@@ -395,6 +395,18 @@ def test_bidirectional_size_convention():
         tiny_model(encoder_hidden_size=16).get_encoder()(input_ids=torch.tensor([[5, 2]])).last_hidden_state.shape[-1]
         == 32
     )
+
+
+def test_tie_default_follows_the_sizes():
+    """Bahdanau et al.'s shapes (620-wide embeddings, 1000-wide states) build untied; equal sizes tie."""
+    papers = AutoConfig.for_model("rnn_seq2seq", embedding_size=620, hidden_size=1000)
+    assert papers.tie_word_embeddings is False
+    assert AutoConfig.for_model("rnn_seq2seq", embedding_size=64, hidden_size=64).tie_word_embeddings is True
+    assert AutoConfig.for_model("rnn_seq2seq", tie_word_embeddings=False).tie_word_embeddings is False
+    model = AutoModelForSeq2SeqLM.from_config(
+        AutoConfig.for_model("rnn_seq2seq", vocab_size=50, embedding_size=12, hidden_size=20)
+    )
+    assert model.lm_head.weight.data_ptr() != model.get_input_embeddings().weight.data_ptr()
 
 
 def test_config_roundtrips_through_json(tmp_path):
