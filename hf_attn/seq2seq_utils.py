@@ -8,6 +8,7 @@ and transformers, so ``save_pretrained`` copies it with them for ``trust_remote_
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any
 
 import torch
@@ -26,9 +27,19 @@ CACHE_OUTPUT_FIELD = (
 
 
 def resolve_cache_argument(cache: Cache | None, past_key_values: Cache | None) -> Cache | None:
-    """The decoder cache passed as ``cache`` (transformers ≥ 5.24) or ``past_key_values`` (before)."""
+    """The decoder cache passed as ``cache`` (transformers ≥ 5.24) or ``past_key_values`` (before).
+
+    Where the installed release has renamed it, the old name still works but warns, as
+    transformers' own models do.
+    """
     if cache is not None and past_key_values is not None:
         raise ValueError("Pass the decoder cache as `cache` or as `past_key_values`, not both.")
+    if past_key_values is not None and CACHE_OUTPUT_FIELD == "cache":
+        warnings.warn(
+            "`past_key_values` is deprecated since transformers 5.24 renamed it; pass the decoder cache as `cache`.",
+            FutureWarning,
+            stacklevel=3,
+        )
     return past_key_values if cache is None else cache
 
 

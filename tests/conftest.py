@@ -19,3 +19,13 @@ def local_hub(tmp_path: Path) -> Iterator[LocalHub]:
 # ---------------------------------------------------------------------------------------
 # End of the local Hub section
 # ---------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------
+# transformers' common tests (tests/transformers_suite.py; used by tests/test_transformers_common.py)
+# ---------------------------------------------------------------------------------------
+def pytest_configure(config: pytest.Config) -> None:
+    """Hand the running config to the suite loader, which declares transformers' marks on it."""
+    import transformers_suite
+
+    transformers_suite.pytest_config = config
