@@ -17,26 +17,26 @@ from transformers import (
     PreTrainedModel,
 )
 
-from .configuration_rnn_seq2seq import RNNSeq2SeqConfig
-from .configuration_transformer_seq2seq import TransformerSeq2SeqConfig
-from .modeling_rnn_seq2seq import (
+from .models import (
     RNNSeq2SeqCache,
+    RNNSeq2SeqConfig,
     RNNSeq2SeqForConditionalGeneration,
     RNNSeq2SeqModel,
     RNNSeq2SeqPreTrainedModel,
-)
-from .modeling_transformer_seq2seq import (
+    Seq2SeqBPETokenizer,
+    TransformerSeq2SeqConfig,
     TransformerSeq2SeqForConditionalGeneration,
     TransformerSeq2SeqModel,
     TransformerSeq2SeqPreTrainedModel,
 )
 from .pipelines import register_pipeline
-from .tokenization_seq2seq_bpe import Seq2SeqBPETokenizer
 
 __version__ = "0.1.0"
 
 
-def _register(config_class: type[PreTrainedConfig], base_model: type[PreTrainedModel], lm_model: type[PreTrainedModel]) -> None:
+def _register(
+    config_class: type[PreTrainedConfig], base_model: type[PreTrainedModel], lm_model: type[PreTrainedModel]
+) -> None:
     """Register one model family with the Auto classes and for remote-code saving.
 
     AutoTokenizer learns the separate-vocabulary tokenizer's class name through the config;

@@ -4,7 +4,7 @@ A card is written from what a run leaves behind, never from memory: the model fo
 ``config.json`` and weights, and, when the run folder is known, ``summary.json``,
 ``training_config.json``, ``test/metrics.json``, ``test/hypotheses.txt`` and the plots.
 Nothing here branches on the model type: the architecture table lists the fields the
-model's config class declares, with the meaning its docstring gives them, so a new model
+model's config class declares, with the meaning each field declares (``described``), so a new model
 family gets a complete card for free.
 
 The YAML header follows the Hub's model-card metadata: ``model-index`` carries the test
@@ -16,10 +16,9 @@ the corpus descriptively instead.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import os
-import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from huggingface_hub import EvalResult, ModelCardData
 from safetensors import safe_open
 from transformers import AutoConfig, PreTrainedConfig
 
-from .checkpointing import atomic_write_text
+from .atomic import atomic_write_text, read_json_if_exists
 from .plotting import plot_bleu_by_length
 
 logger = logging.getLogger(__name__)
@@ -75,10 +74,6 @@ class _RunRecord:
     plots: list[str] = field(default_factory=list)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-
 def _count_parameters(model_dir: Path) -> int:
     """Parameters stored in the safetensors files (tied matrices are stored, and counted, once)."""
     total = 0
@@ -110,30 +105,16 @@ def _tags(config: PreTrainedConfig) -> list[str]:
     return tags
 
 
-def _field_docs(config_class: type) -> dict[str, str]:
-    """Field -> description from the config class docstring's ``Args:`` block (``a / b: text`` lines too)."""
-    docs: dict[str, str] = {}
-    lines = (config_class.__doc__ or "").split("Args:", 1)[-1].splitlines()
-    names: list[str] = []
-    for line in lines:
-        match = re.match(r"^\s{8}([\w /]+):\s+(.*)$", line)
-        if match:
-            names = [name.strip() for name in match.group(1).split("/")]
-            for name in names:
-                docs[name] = match.group(2)
-        elif line.strip() and names:
-            for name in names:
-                docs[name] += " " + line.strip()
-    return {name: text.replace("``", "`") for name, text in docs.items()}
-
-
 def architecture_rows(config: PreTrainedConfig) -> list[tuple[str, Any, Any, str]]:
     """(field, value, class default, meaning) for every field the model's config class declares."""
     config_class = type(config)
     declared = [name for name in vars(config_class).get("__annotations__", {}) if name not in _NOT_ARCHITECTURE]
     defaults = config_class()
-    docs = _field_docs(config_class)
-    return [(name, getattr(config, name), getattr(defaults, name), docs.get(name, "")) for name in declared]
+    docs = {field.name: field.metadata.get("description", "") for field in dataclasses.fields(config_class)}
+    return [
+        (name, getattr(config, name), getattr(defaults, name), docs.get(name, "").replace("``", "`"))
+        for name in declared
+    ]
 
 
 def _split_sizes(training_config: Mapping[str, Any]) -> tuple[dict[str, int], Any]:
@@ -184,15 +165,15 @@ def _gather(
     record = _RunRecord(name=name, config=config, num_parameters=_count_parameters(model_dir))
     corpus = None
     if run_dir is not None:
-        record.summary = _read_json(run_dir / "summary.json")
-        record.training_config = _read_json(run_dir / "training_config.json")
+        record.summary = read_json_if_exists(run_dir / "summary.json")
+        record.training_config = read_json_if_exists(run_dir / "training_config.json")
         if record.training_config is not None:
             record.split_sizes, corpus = _split_sizes(record.training_config)
         _copy_run_plots(run_dir, model_dir)
     record.test_metrics = (
         dict(test_metrics)
         if test_metrics is not None
-        else (_read_json(run_dir / "test" / "metrics.json") if run_dir is not None else None)
+        else (read_json_if_exists(run_dir / "test" / "metrics.json") if run_dir is not None else None)
     )
     if samples is not None:
         record.samples = [dict(sample) for sample in samples]

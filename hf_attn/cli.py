@@ -34,8 +34,8 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .training import train
-    from .training_config import load_training_config
+    from .training.config import load_training_config
+    from .training.loop import train
 
     overrides = list(args.overrides) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
     summary = train(load_training_config(args.config, overrides), resume=not args.no_resume)
@@ -98,7 +98,7 @@ def _add_translate(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_translate(args: argparse.Namespace) -> int:
-    from .evaluation import translate
+    from .generation import translate
     from .inference import load_model_and_tokenizer
 
     sources = [line.rstrip("\n") for line in sys.stdin] if args.text == ["-"] else args.text
@@ -227,10 +227,27 @@ def _add_experiment(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_run_experiment)
 
 
+def _import_research_experiment():
+    """``research.experiment.run`` from the clone hf_attn is installed from; research/ is not in the wheel."""
+    import importlib
+    from pathlib import Path
+
+    clone = Path(__file__).resolve().parent.parent
+    if not (clone / "research" / "experiment").is_dir():
+        raise SystemExit(
+            "hf-attn experiment runs the seed experiment from a clone of the hf_attn repository (research/ is "
+            f"not part of the installed package, and {clone} has none): clone it and `pip install -e .` there."
+        )
+    if str(clone) not in sys.path:
+        sys.path.insert(0, str(clone))
+    return importlib.import_module("research.experiment.run")
+
+
 def _run_experiment(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .experiment import make_settings, run_experiment
+    experiment = _import_research_experiment()
+    make_settings, run_experiment = experiment.make_settings, experiment.run_experiment
 
     settings = make_settings(
         quick=args.quick,

@@ -1,10 +1,8 @@
-"""Translate with any seq2seq model, score with sacrebleu, and extract attention alignments.
+"""Score translations with sacrebleu: corpus BLEU/chrF, by source length, and a whole evaluation run.
 
-Nothing here knows which model it drives: everything goes through ``generate()``, the
-tokenizer and the library's output dataclasses, so the RNN and the Transformer are
-evaluated by the same code (DESIGN.md principle 2). Scores come from ``sacrebleu``
-directly, because ``evaluate.load("sacrebleu")`` needs the Hub; every score is stored with
-its sacrebleu signature so numbers stay comparable across runs and papers.
+Scores come from ``sacrebleu`` directly, because ``evaluate.load("sacrebleu")`` needs the
+Hub; every score is stored with its sacrebleu signature so numbers stay comparable across
+runs and papers. Translation itself is ``hf_attn.generation``.
 """
 
 from __future__ import annotations
@@ -12,183 +10,21 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from sacrebleu.metrics import BLEU, CHRF
-from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .checkpointing import atomic_write_json, atomic_write_text
+from .atomic import atomic_write_json, atomic_write_text
+from .generation import translate_with_stats
 
 logger = logging.getLogger(__name__)
 
 Bucket = tuple[int, int | None]
 DEFAULT_LENGTH_BUCKETS: tuple[Bucket, ...] = ((0, 10), (11, 20), (21, 30), (31, 40), (41, 50), (51, None))
-
-
-def default_max_new_tokens(source_length: int) -> int:
-    """Generation bound for a source of ``source_length`` tokens: 1.5 * length + 10.
-
-    Generous for translation between related languages, yet it stops an untrained model
-    that never emits EOS from running to the model's maximum length on every sentence.
-    """
-    return int(1.5 * source_length) + 10
-
-
-@contextmanager
-def _eval_mode(model: PreTrainedModel) -> Iterator[None]:
-    """Switch dropout off for evaluation and restore the caller's mode (the training loop's)."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
-
-
-def _resolve_device(model: PreTrainedModel, device: str | torch.device | None) -> torch.device:
-    """The device to run on: ``device`` if given (the model is moved there), else the model's."""
-    if device is None:
-        return next(model.parameters()).device
-    device = torch.device(device)
-    model.to(device)
-    return device
-
-
-def _end_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> tuple[torch.Tensor, int | None]:
-    """EOS ids (a tensor, possibly empty) and the pad id that ``generate`` uses to fill finished rows."""
-    config = model.generation_config
-    eos = config.eos_token_id if config.eos_token_id is not None else tokenizer.eos_token_id
-    eos_ids = torch.tensor([] if eos is None else [eos] if isinstance(eos, int) else list(eos), dtype=torch.long)
-    return eos_ids, tokenizer.pad_token_id if config.pad_token_id is None else config.pad_token_id
-
-
-def _generated_length(tokens: torch.Tensor, eos_ids: torch.Tensor, pad_id: int | None) -> int:
-    """How many of ``tokens`` the model produced: up to and including the first EOS, else the non-pad ones.
-
-    Padding alone cannot tell: beam search fills finished rows with EOS when the pad id is 0
-    (transformers 5.23 tests ``pad_token_id or eos_token_id``).
-    """
-    ends = torch.isin(tokens, eos_ids.to(tokens.device)).nonzero()
-    if len(ends):
-        return int(ends[0]) + 1
-    return len(tokens) if pad_id is None else int((tokens != pad_id).sum())
-
-
-def _position_limit(model: PreTrainedModel) -> int | None:
-    """Longest sequence a model with a position table can take (``max_position_embeddings``), else None.
-
-    Sources beyond it are truncated and generation stops there, instead of failing on one
-    long verse in the middle of an evaluation.
-    """
-    return getattr(model.config, "max_position_embeddings", None)
-
-
-@dataclass
-class _Translations:
-    hypotheses: list[str]
-    generation_seconds: float
-    generated_tokens: int
-
-
-def _translate(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    sources: Sequence[str],
-    *,
-    batch_size: int,
-    num_beams: int,
-    max_new_tokens: int | None,
-    length_penalty: float,
-    device: str | torch.device | None,
-    progress: bool,
-    generate_kwargs: dict[str, Any],
-) -> _Translations:
-    """Translate in length-sorted batches (little padding) and return hypotheses in input order."""
-    if batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
-    sources = list(sources)
-    run_device = _resolve_device(model, device)
-    position_limit = _position_limit(model)
-    truncation = {"truncation": True, "max_length": position_limit} if position_limit else {}
-    lengths = [len(ids) for ids in tokenizer(sources, **truncation)["input_ids"]] if sources else []
-    # Longest first: a batch that does not fit in memory fails at once, not at the end.
-    order = sorted(range(len(sources)), key=lambda i: -lengths[i])
-    hypotheses: list[str] = [""] * len(sources)
-    eos_ids, pad_id = _end_token_ids(model, tokenizer)
-    seconds, tokens = 0.0, 0
-    with _eval_mode(model), torch.inference_mode(), tqdm(
-        total=len(sources), unit="sent", desc="translate", disable=not progress
-    ) as bar:
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            encoded = tokenizer(
-                [sources[i] for i in batch], padding=True, return_tensors="pt", **truncation
-            ).to(run_device)
-            limits = [default_max_new_tokens(lengths[i]) if max_new_tokens is None else max_new_tokens for i in batch]
-            if position_limit:
-                # The decoder start token takes position 0.
-                limits = [min(limit, position_limit - 1) for limit in limits]
-            began = time.perf_counter()
-            sequences = model.generate(
-                input_ids=encoded["input_ids"],
-                attention_mask=encoded["attention_mask"],
-                num_beams=num_beams,
-                max_new_tokens=max(limits),
-                length_penalty=length_penalty,
-                **generate_kwargs,
-            )
-            seconds += time.perf_counter() - began
-            # Column 0 is the decoder start token. Each row is cut to its own source's bound, so a
-            # hypothesis does not depend on which (longer) sentences shared its batch.
-            generated = [row[1 : 1 + limit] for row, limit in zip(sequences, limits)]
-            generated = [row[: _generated_length(row, eos_ids, pad_id)] for row in generated]
-            tokens += sum(len(row) for row in generated)
-            for index, text in zip(batch, tokenizer.batch_decode(generated, skip_special_tokens=True)):
-                hypotheses[index] = text.strip()
-            bar.update(len(batch))
-    return _Translations(hypotheses, seconds, tokens)
-
-
-def translate(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    sources: Sequence[str],
-    *,
-    batch_size: int = 32,
-    num_beams: int = 4,
-    max_new_tokens: int | None = None,
-    length_penalty: float = 1.0,
-    device: str | torch.device | None = None,
-    progress: bool = False,
-    **generate_kwargs: Any,
-) -> list[str]:
-    """Translate ``sources`` with ``model.generate`` (beam search by default); one string per source.
-
-    Sources are batched by token length so little time goes to padding; the result is in the
-    order of ``sources``. ``max_new_tokens=None`` bounds each hypothesis by
-    :func:`default_max_new_tokens` of its own source's token count. ``generate_kwargs`` go to
-    ``generate()`` unchanged (one hypothesis per source is assumed). The model's
-    train/eval mode is restored afterwards, so the training loop can call this mid-run.
-    """
-    return _translate(
-        model,
-        tokenizer,
-        sources,
-        batch_size=batch_size,
-        num_beams=num_beams,
-        max_new_tokens=max_new_tokens,
-        length_penalty=length_penalty,
-        device=device,
-        progress=progress,
-        generate_kwargs=generate_kwargs,
-    ).hypotheses
 
 
 def corpus_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, Any]:
@@ -310,7 +146,7 @@ def evaluate_model(
         dataset_split = dataset_split.select(range(min(max_examples, len(dataset_split))))
     sources, references = list(dataset_split[source_column]), list(dataset_split[target_column])
     began = time.perf_counter()
-    translations = _translate(
+    translations = translate_with_stats(
         model,
         tokenizer,
         sources,
@@ -345,105 +181,3 @@ def evaluate_model(
         atomic_write_text(Path(output_dir) / "hypotheses.txt", lines)
         atomic_write_json(Path(output_dir) / "metrics.json", metrics)
     return metrics
-
-
-def _require_weights(weights: Sequence[torch.Tensor | None] | None, model: PreTrainedModel) -> Sequence[torch.Tensor]:
-    """The attention tensors, or a clear error where the attention backend returned none (e.g. sdpa)."""
-    if not weights or any(w is None for w in weights):
-        implementation = getattr(model.config, "_attn_implementation", None)
-        raise ValueError(
-            f"The model returned no cross-attention weights (attention implementation {implementation!r}); "
-            "call `model.set_attn_implementation('eager')` first."
-        )
-    return weights
-
-
-def _as_array(per_layer: Sequence[torch.Tensor]) -> np.ndarray:
-    """(layers, heads, target, source) float32 array from per-layer (heads, target, source) tensors."""
-    return torch.stack([weights.float() for weights in per_layer]).cpu().numpy()
-
-
-def _generated_alignment(
-    model: PreTrainedModel, encoded: dict[str, torch.Tensor], num_beams: int, max_new_tokens: int | None
-) -> tuple[torch.Tensor, np.ndarray]:
-    """Target ids and attention while the model translates the source itself."""
-    if max_new_tokens is None:
-        max_new_tokens = default_max_new_tokens(encoded["input_ids"].shape[1])
-    output = model.generate(
-        **encoded,
-        num_beams=num_beams,
-        do_sample=False,
-        max_new_tokens=max_new_tokens,
-        output_attentions=True,
-        output_scores=num_beams > 1,  # beam search reports which beam made each token only with scores
-        return_dict_in_generate=True,
-    )
-    steps = output.cross_attentions
-    _require_weights(steps[0] if steps else None, model)
-    if num_beams > 1:
-        rows = output.beam_indices[0]
-        rows = rows[rows >= 0].tolist()
-    else:
-        rows = [0] * (output.sequences.shape[1] - 1)
-    per_layer = []
-    for layer in range(len(steps[0])):
-        layer_steps = _require_weights([steps[t][layer] for t in range(len(rows))], model)
-        # Without a cache a step returns weights for every query position: the last one is the new token's.
-        per_layer.append(torch.stack([weights[row, :, -1, :] for weights, row in zip(layer_steps, rows)], dim=1))
-    return output.sequences[0, 1 : 1 + len(rows)], _as_array(per_layer)
-
-
-def _teacher_forced_alignment(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, encoded: dict[str, torch.Tensor], target: str
-) -> tuple[torch.Tensor, np.ndarray]:
-    """Target ids and attention while the decoder reads the given reference (labels shifted right by the model)."""
-    labels = tokenizer(text_target=target, return_tensors="pt")["input_ids"].to(encoded["input_ids"].device)
-    output = model(**encoded, labels=labels, output_attentions=True)
-    per_layer = _require_weights(output.cross_attentions, model)
-    return labels[0], _as_array([weights[0] for weights in per_layer])
-
-
-def _source_tokens(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> list[str]:
-    """Source pieces of source ids; a separate-vocabulary tokenizer's ``convert_ids_to_tokens`` reads target ids."""
-    convert = getattr(tokenizer, "convert_source_ids_to_tokens", tokenizer.convert_ids_to_tokens)
-    return convert(ids)
-
-
-def alignment(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    source: str,
-    *,
-    target: str | None = None,
-    num_beams: int = 1,
-    max_new_tokens: int | None = None,
-    device: str | torch.device | None = None,
-) -> dict[str, Any]:
-    """Cross-attention between one source sentence and its translation, for heatmaps.
-
-    Without ``target`` the model translates the source (greedy by default; with beams, the
-    best beam's attention is followed back through beam search); with ``target`` the
-    reference is teacher-forced through ``forward``. Row ``t`` of every matrix is the attention
-    the decoder paid to the source while predicting target token ``t``, so rows sum to 1.
-
-    Returns ``source_tokens`` and ``target_tokens`` (tokenizer pieces, special tokens
-    included; each from its own vocabulary when the tokenizer has two), ``target_text``,
-    ``mode`` ("generated" or "teacher_forced"), ``attention`` of shape (layers, target_len,
-    source_len) (averaged over heads) and ``attention_per_head`` of shape (layers, heads, target_len, source_len).
-    """
-    run_device = _resolve_device(model, device)
-    encoded = tokenizer(source, return_tensors="pt").to(run_device)
-    encoded = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
-    with _eval_mode(model), torch.inference_mode():
-        if target is None:
-            target_ids, per_head = _generated_alignment(model, encoded, num_beams, max_new_tokens)
-        else:
-            target_ids, per_head = _teacher_forced_alignment(model, tokenizer, encoded, target)
-    return {
-        "source_tokens": _source_tokens(tokenizer, encoded["input_ids"][0].tolist()),
-        "target_tokens": tokenizer.convert_ids_to_tokens(target_ids.tolist()),
-        "target_text": tokenizer.decode(target_ids, skip_special_tokens=True).strip(),
-        "mode": "generated" if target is None else "teacher_forced",
-        "attention": per_head.mean(axis=1),
-        "attention_per_head": per_head,
-    }

@@ -13,9 +13,9 @@ transformers 5 removed the ``translation`` and ``text2text-generation`` tasks, s
 It answers like the former ``TranslationPipeline``: a list of ``{"translation_text": ...}``
 per input (one per returned sequence), flattened when a list of strings goes in and one
 sequence per input comes out. Generation keyword arguments go to ``generate()``; without a
-length bound each sentence gets :func:`hf_attn.evaluation.default_max_new_tokens` of its own
+length bound each sentence gets :func:`hf_attn.generation.default_max_new_tokens` of its own
 source, so a sentence translates the same alone or in a batch. ``return_alignment=True``
-adds the cross-attention alignment of :func:`hf_attn.evaluation.alignment`.
+adds the cross-attention alignment of :func:`hf_attn.generation.alignment`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch
 from transformers import AutoModelForSeq2SeqLM, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .evaluation import alignment, default_max_new_tokens
+from .generation import alignment, default_max_new_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class HfAttnTranslationPipeline(Pipeline):
     def _forward_with_alignment(
         self, sources: list[str], limits: list[int] | None, generate_kwargs: dict[str, Any]
     ) -> dict[str, Any]:
-        """Translate each sentence through :func:`hf_attn.evaluation.alignment`, which follows the best beam."""
+        """Translate each sentence through :func:`hf_attn.generation.alignment`, which follows the best beam."""
         explicit = {key for key, value in generate_kwargs.items() if value is not None}
         unsupported = sorted(explicit - _ALIGNMENT_GENERATE_KWARGS - set(self._generation_defaults))
         if unsupported:

@@ -56,9 +56,7 @@ def _points(history: History, x: str, key: str) -> tuple[list[float], list[float
     return [row[x] for row in rows], [row[key] for row in rows]
 
 
-def plot_learning_curves(
-    history: History | Mapping[str, History], path: str | os.PathLike, *, x: str = "step"
-) -> Path:
+def plot_learning_curves(history: History | Mapping[str, History], path: str | os.PathLike, *, x: str = "step") -> Path:
     """Loss (train solid, dev dashed) and dev BLEU against ``x``, for one run or several named runs.
 
     ``history`` is a list of rows (``{"step", "seconds", "train_loss", "dev_loss", "dev_bleu"}``,

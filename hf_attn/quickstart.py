@@ -14,14 +14,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_directory, atomic_write_json
 from .cards import write_model_card
-from .checkpointing import atomic_directory, atomic_write_json
 from .data import load_bible_corpus
 from .evaluation import evaluate_model
 from .inference import load_model_and_tokenizer
 from .tokenization import load_tokenizer, train_bpe_tokenizer
-from .training import train
-from .training_config import load_training_config
+from .training.config import load_training_config
+from .training.loop import train
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +70,7 @@ def run_quickstart(
     hypotheses: dict[str, list[str]] = {}
     for name, preset in MODELS.items():
         run_dir = output_dir / name
-        config = load_training_config(
-            preset, [*overrides, f"output_dir={run_dir}", f"tokenizer={tokenizer_dir}"]
-        )
+        config = load_training_config(preset, [*overrides, f"output_dir={run_dir}", f"tokenizer={tokenizer_dir}"])
         logger.info("Training the %s (%s) into %s", name, preset, run_dir)
         summary = train(config)
         model, tokenizer = load_model_and_tokenizer(summary.best_model_dir)

@@ -2,7 +2,7 @@
 
 A joint tokenizer is a plain ``transformers.PreTrainedTokenizerFast`` whose one vocabulary
 covers both languages. With separate vocabularies, :func:`train_bpe_tokenizer_pair` returns a
-:class:`~hf_attn.tokenization_seq2seq_bpe.Seq2SeqBPETokenizer`: the source vocabulary encodes
+:class:`~hf_attn.models.tokenization_seq2seq_bpe.Seq2SeqBPETokenizer`: the source vocabulary encodes
 inputs, the target one encodes labels (``text_target=``) and decodes. Either way the ids follow
 the project's convention: ``<pad>``=0, ``<s>``=1 (also the decoder start), ``</s>``=2,
 ``<unk>``=3, and every encoded sequence ends with ``</s>``. The tokenizers are built with the
@@ -29,7 +29,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 from transformers.tokenization_utils_base import TOKENIZER_CONFIG_FILE
 
-from .tokenization_seq2seq_bpe import SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE, Seq2SeqBPETokenizer
+from .models.tokenization_seq2seq_bpe import SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE, Seq2SeqBPETokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def _wrapper_settings(backend: Tokenizer, model_max_length: int) -> dict[str, An
 
 
 def has_separate_vocabularies(tokenizer: PreTrainedTokenizerBase) -> bool:
-    """Whether source and target ids come from two vocabularies: a :class:`Seq2SeqBPETokenizer` (also as remote code)."""
+    """Whether source and target ids come from two vocabularies (a :class:`Seq2SeqBPETokenizer`, or its remote code)."""
     return isinstance(getattr(tokenizer, "target_vocab_size", None), int)
 
 

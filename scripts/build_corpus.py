@@ -13,9 +13,11 @@ import shlex
 import sys
 from pathlib import Path
 
-from hf_attn.corpus_build import build_corpus, corpus_statistics, provenance_note, write_corpus_tsv
+from _clone import REPO_ROOT
 
-RESOURCES = Path(__file__).resolve().parent.parent / "hf_attn" / "resources"
+from research.corpus_build import build_corpus, corpus_statistics, provenance_note, write_corpus_tsv
+
+RESOURCES = REPO_ROOT / "hf_attn" / "resources"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Fine-tune a saved hf_attn model with transformers' Seq2SeqTrainer (hf_attn.finetuning).
+"""Fine-tune a saved hf_attn model with transformers' Seq2SeqTrainer (hf_attn.training.finetune).
 
 Runs as `python scripts/finetune.py MODEL`, `torchrun --nproc_per_node N scripts/finetune.py MODEL`
 (CPU or GPU processes) and `accelerate launch scripts/finetune.py MODEL` (GPUs).
@@ -79,8 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from dataclasses import asdict
 
-    from hf_attn.finetuning import finetune
-    from hf_attn.lora import lora_config
+    from hf_attn.training.finetune import finetune
+    from hf_attn.training.lora import lora_config
 
     targets = args.lora_target_modules
     lora = (

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from hub_server import LocalHub
 
 
@@ -16,6 +15,8 @@ def local_hub(tmp_path: Path) -> Iterator[LocalHub]:
     """A running local Hub; talk to it from ``run_python(code, local_hub.env)``."""
     with LocalHub(tmp_path / "local_hub_repos", tmp_path / "local_hub_hf_home") as hub:
         yield hub
+
+
 # ---------------------------------------------------------------------------------------
 # End of the local Hub section
 # ---------------------------------------------------------------------------------------

@@ -42,7 +42,9 @@ DEFAULT_USER = "user"
 MAX_BODY_BYTES = 512 * 1024 * 1024
 
 # What the real Hub commits when it creates a model repo.
-_INITIAL_GITATTRIBUTES = b"*.bin filter=lfs diff=lfs merge=lfs -text\n*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
+_INITIAL_GITATTRIBUTES = (
+    b"*.bin filter=lfs diff=lfs merge=lfs -text\n*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
+)
 _TRUE_VALUES = {"1", "true", "True"}
 
 
@@ -420,7 +422,9 @@ def _apply_range(range_header: str | None, content: bytes, headers: dict[str, st
         return 200, content
     match = re.fullmatch(r"bytes=(\d+)-(\d*)", range_header.strip())
     if match is None or int(match.group(1)) >= max(len(content), 1):
-        raise HubError(416, f"Unsatisfiable range {range_header!r}", headers={"Content-Range": f"bytes */{len(content)}"})
+        raise HubError(
+            416, f"Unsatisfiable range {range_header!r}", headers={"Content-Range": f"bytes */{len(content)}"}
+        )
     start = int(match.group(1))
     end = min(int(match.group(2)), len(content) - 1) if match.group(2) else len(content) - 1
     headers["Content-Range"] = f"bytes {start}-{end}/{len(content)}"

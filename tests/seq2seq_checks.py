@@ -27,7 +27,12 @@ GENERATION_SETTINGS = {
 
 
 def make_padded_batch(
-    vocab_size: int, batch_size: int = 3, max_len: int = 7, pad_token_id: int = PAD, eos_token_id: int = EOS, seed: int = 0
+    vocab_size: int,
+    batch_size: int = 3,
+    max_len: int = 7,
+    pad_token_id: int = PAD,
+    eos_token_id: int = EOS,
+    seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A right-padded batch of random sentences of different lengths, each ending in EOS."""
     generator = torch.Generator().manual_seed(seed)
@@ -39,7 +44,9 @@ def make_padded_batch(
     return input_ids, (input_ids != pad_token_id).long()
 
 
-def _generate(model: PreTrainedModel, input_ids, attention_mask, setting: str, use_cache: bool, **extra) -> torch.Tensor:
+def _generate(
+    model: PreTrainedModel, input_ids, attention_mask, setting: str, use_cache: bool, **extra
+) -> torch.Tensor:
     torch.manual_seed(1234)
     return model.generate(
         input_ids=input_ids,

@@ -4,23 +4,59 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from hf_attn.benchmarking import BenchmarkSettings, efficiency, summarise_ratio
+from research.benchmark import worker
+from research.benchmark.settings import BenchmarkSettings, default_joey_venv
+from research.benchmark.summary import efficiency, summarise_ratio
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "benchmark.py"
+# research/ is not installed: the script must find it from its own location, whatever the cwd and PYTHONPATH.
+OUTSIDE_ENV = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
 # Tiny models, tiny data, one measured round; one thread so a busy machine cannot stall it on barriers.
 TINY_ARGS = [
-    "--quick", "--size", "tiny", "--no-joey", "--threads", "1", "--attn", "sdpa",
-    "--benchmarks", "transformer", "generation", "scaling",
-    "--repeats", "1", "--generation-repeats", "1", "--beams", "1", "2",
-    "--train-batches", "2", "--max-tokens", "200", "--max-train-examples", "300",
-    "--generation-sentences", "8", "--generation-batch-size", "8", "--max-new-tokens", "4",
-    "--scaling-lengths", "8", "16", "--scaling-tokens", "128", "--keep-freed-memory",
+    "--quick",
+    "--size",
+    "tiny",
+    "--no-joey",
+    "--threads",
+    "1",
+    "--attn",
+    "sdpa",
+    "--benchmarks",
+    "transformer",
+    "generation",
+    "scaling",
+    "--repeats",
+    "1",
+    "--generation-repeats",
+    "1",
+    "--beams",
+    "1",
+    "2",
+    "--train-batches",
+    "2",
+    "--max-tokens",
+    "200",
+    "--max-train-examples",
+    "300",
+    "--generation-sentences",
+    "8",
+    "--generation-batch-size",
+    "8",
+    "--max-new-tokens",
+    "4",
+    "--scaling-lengths",
+    "8",
+    "16",
+    "--scaling-tokens",
+    "128",
+    "--keep-freed-memory",
 ]
 
 
@@ -28,9 +64,19 @@ TINY_ARGS = [
 def quick_run(tmp_path_factory) -> tuple[dict, Path]:
     tmp = tmp_path_factory.mktemp("benchmark")
     output, docs = tmp / "results.json", tmp / "docs"
-    command = [sys.executable, str(SCRIPT), *TINY_ARGS, "--work-dir", str(tmp / "work"),
-               "--output-json", str(output), "--write-docs", "--docs-dir", str(docs)]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        *TINY_ARGS,
+        "--work-dir",
+        str(tmp / "work"),
+        "--output-json",
+        str(output),
+        "--write-docs",
+        "--docs-dir",
+        str(docs),
+    ]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp, env=OUTSIDE_ENV)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     return json.loads(output.read_text(encoding="utf-8")), docs
 
@@ -39,21 +85,66 @@ def is_positive_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
-def test_help():
-    completed = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=120)
-    assert completed.returncode == 0
-    for flag in ("--size", "--benchmarks", "--repeats", "--device", "--dtype", "--write-docs", "--joey-venv", "--quick"):
-        assert flag in completed.stdout
+def test_help_from_another_directory(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=OUTSIDE_ENV,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    flags = ("--size", "--benchmarks", "--repeats", "--device", "--dtype", "--write-docs", "--joey-venv", "--quick")
+    assert all(flag in completed.stdout for flag in flags)
+
+
+def test_worker_runs_by_path_without_hf_attn_or_research():
+    """Joey NMT's venv runs the worker file by path, where neither package can be imported."""
+    code = (
+        "import runpy, sys\n"
+        "sys.argv = ['worker', '--help']\n"
+        "try:\n"
+        f"    runpy.run_path({worker.__file__!r}, run_name='__main__')\n"
+        "except SystemExit as done:\n"
+        "    assert done.code == 0\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'hf_attn', 'research', 'transformers'}))\n"
+    )
+    completed = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_joey_venv_defaults_to_the_user_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert BenchmarkSettings().joey_venv == str(tmp_path / "hf_attn" / "joey-venv")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # the XDG spec says to ignore it
+    assert default_joey_venv() == str(Path.home() / ".cache" / "hf_attn" / "joey-venv")
 
 
 def test_quick_run_results_structure(quick_run):
     results, _ = quick_run
-    for key in ("machine", "settings", "data", "systems", "training", "generation", "scaling", "comparisons", "command"):
+    for key in (
+        "machine",
+        "settings",
+        "data",
+        "systems",
+        "training",
+        "generation",
+        "scaling",
+        "comparisons",
+        "command",
+    ):
         assert key in results, key
-    assert results["machine"]["load_average_at_start"] and results["machine"]["torch"]
+    machine = results["machine"]
+    assert machine["load_average_at_start"] and machine["torch"] and machine["threads"] == 1
+    assert set(machine["git"]) == {"commit", "uncommitted_package_files"}
     assert results["settings"]["keep_freed_memory"] is True
     assert set(results["systems"]) == {
-        "hf_attn-transformer-sdpa", "marian-sdpa", "hf_attn-rnn", "hf_attn-rnn-no-input-feeding",
+        "hf_attn-transformer-sdpa",
+        "marian-sdpa",
+        "hf_attn-rnn",
+        "hf_attn-rnn-no-input-feeding",
     }
     names = [entry["name"] for entry in results["comparisons"]]
     assert names == ["Transformer training (sdpa)", "Generation greedy (sdpa)", "Generation beam2 (sdpa)"]
@@ -62,8 +153,14 @@ def test_quick_run_results_structure(quick_run):
             assert is_positive_number(entry[field]), (entry["name"], field, entry[field])
     for key in ("hf_attn-transformer-sdpa", "marian-sdpa"):
         summary = results["training"][key]
-        for field in ("target_tokens_per_s", "total_tokens_per_s", "peak_rss_mb", "matmul_gflops",
-                      "model_gflops", "fraction_of_matmul"):
+        for field in (
+            "target_tokens_per_s",
+            "total_tokens_per_s",
+            "peak_rss_mb",
+            "matmul_gflops",
+            "model_gflops",
+            "fraction_of_matmul",
+        ):
             assert is_positive_number(summary[field]), (key, field)
         assert summary["total_tokens_per_s"] > summary["target_tokens_per_s"]
         assert summary["steps_per_pass"] == 2
@@ -71,7 +168,8 @@ def test_quick_run_results_structure(quick_run):
     for mode in ("greedy", "beam2"):
         assert {row["tokens"] for row in results["generation"][mode].values()} == {8 * 4}
     assert set(results["scaling"]) == {"8", "16"}
-    assert all(is_positive_number(row["target_tokens_per_s"]) for length in results["scaling"].values() for row in length.values())
+    rows = [row for length in results["scaling"].values() for row in length.values()]
+    assert all(is_positive_number(row["target_tokens_per_s"]) for row in rows)
 
 
 def test_quick_run_writes_docs(quick_run):
@@ -86,11 +184,19 @@ def test_quick_run_writes_docs(quick_run):
 
 def test_docs_rerender_from_saved_json(quick_run, tmp_path):
     _, docs = quick_run
-    command = [sys.executable, str(SCRIPT), "--from-json", str(docs / "benchmarks.json"),
-               "--write-docs", "--docs-dir", str(tmp_path)]
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        "--from-json",
+        str(docs / "benchmarks.json"),
+        "--write-docs",
+        "--docs-dir",
+        str(tmp_path),
+    ]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert (tmp_path / "benchmarks.md").read_text(encoding="utf-8") == (docs / "benchmarks.md").read_text(encoding="utf-8")
+    rerendered = (tmp_path / "benchmarks.md").read_text(encoding="utf-8")
+    assert rerendered == (docs / "benchmarks.md").read_text(encoding="utf-8")
 
 
 def test_ratio_is_median_of_per_round_ratios():
@@ -111,7 +217,8 @@ def test_efficiency_counts_encoder_and_decoder_tokens():
 
 
 @pytest.mark.parametrize(
-    "field, value", [("size", "huge"), ("benchmarks", ("speed",)), ("dtype", "fp16"), ("repeats", 0), ("attn_implementations", ())]
+    "field, value",
+    [("size", "huge"), ("benchmarks", ("speed",)), ("dtype", "fp16"), ("repeats", 0), ("attn_implementations", ())],
 )
 def test_settings_reject_bad_values(field, value):
     with pytest.raises(ValueError, match=field.split("_")[0]):

@@ -11,14 +11,19 @@ from typing import Any
 
 import pytest
 import yaml
+from hub_server import LocalHub, run_python
 from huggingface_hub import ModelCard
+from tiny_seq2seq import (
+    MODEL_TYPES,
+    bible_corpus,
+    one_torch_thread,  # noqa: F401 - applies the fixture to this module
+    save_tiny_model,
+    train_tiny_run,
+)
 from transformers import AutoConfig
 
 from hf_attn.cards import architecture_rows, find_run_dir, write_model_card
 from hf_attn.cli import main as cli_main
-from hub_server import LocalHub, run_python
-from tiny_seq2seq import MODEL_TYPES, bible_corpus, save_tiny_model, train_tiny_run
-from tiny_seq2seq import one_torch_thread  # noqa: F401 - applies the fixture to this module
 
 FAMILY_TAGS = {"transformer_seq2seq": ["transformer", "multi-head-scaled-dot-product-attention"],
                "rnn_seq2seq": ["rnn", "bahdanau-attention", "lstm"]}  # fmt: skip
@@ -157,3 +162,12 @@ def test_card_command(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     assert body.startswith("# user/cli\n") and metadata["model-index"][0]["results"][0]["metrics"][0]["value"] == 33.33
     assert cli_main(["card", str(tmp_path)]) == 2
     assert "has no config.json" in capsys.readouterr().err
+
+
+def test_architecture_table_reads_each_fields_declared_meaning():
+    """Every architecture row of both configs carries the description declared with its field, not parsed text."""
+    for model_type in ("transformer_seq2seq", "rnn_seq2seq"):
+        rows = architecture_rows(AutoConfig.for_model(model_type))
+        described = {name: meaning for name, _, _, meaning in rows if meaning}
+        assert {"vocab_size", "decoder_layers", "dropout", "tie_word_embeddings"} <= set(described)
+        assert all("``" not in meaning for meaning in described.values())

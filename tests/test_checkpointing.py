@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hf_attn.checkpointing import (
-    atomic_directory,
-    atomic_write_text,
-    checkpoint_dir,
-    latest_checkpoint,
-    mark_latest,
-    prune_checkpoints,
-)
+from hf_attn.atomic import atomic_directory, atomic_write_text
+from hf_attn.training.checkpointing import checkpoint_dir, latest_checkpoint, mark_latest, prune_checkpoints
 
 
 def test_atomic_write_replaces_and_leaves_no_temporary_files(tmp_path):

@@ -7,14 +7,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from hub_server import LocalHub, run_python
+from test_hub import BLOCK_HF_ATTN, repo_files
+from tiny_seq2seq import (
+    MODEL_TYPES,
+    one_torch_thread,  # noqa: F401 - applies the fixture to this module
+    save_tiny_model,
+    train_tiny_run,
+)
 
 from hf_attn.cli import main as cli_main
 from hf_attn.inference import load_model_and_tokenizer
-from hub_server import LocalHub, run_python
-from test_hub import BLOCK_HF_ATTN, repo_files
-from tiny_seq2seq import MODEL_TYPES, save_tiny_model, train_tiny_run
-from tiny_seq2seq import one_torch_thread  # noqa: F401 - applies the fixture to this module
-
 
 OWN_CARD = "---\nlicense: mit\n---\n# My own card\n"
 

@@ -1,4 +1,4 @@
-"""hf_attn.cpu_memory: after keep_freed_memory(), a training loop stops page-faulting its logits in, with bounded memory."""
+"""hf_attn.training.cpu_memory: after keep_freed_memory(), training stops page-faulting its logits; bounded memory."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ SCRIPT = textwrap.dedent(
     """
     import json, resource, sys
     import torch
-    from hf_attn.cpu_memory import keep_freed_memory
-    from hf_attn.seq2seq_utils import seq2seq_lm_loss
+    from hf_attn.training.cpu_memory import keep_freed_memory
+    from hf_attn.models.seq2seq_utils import seq2seq_lm_loss
 
     applied = keep_freed_memory() if sys.argv[1] == "keep" else None
     torch.manual_seed(0)

@@ -21,14 +21,8 @@ from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import AutoModelForSeq2SeqLM, MarianConfig, MarianMTModel, PreTrainedModel, PreTrainedTokenizerFast
 
 import hf_attn
-from hf_attn.evaluation import (
-    alignment,
-    bleu_by_source_length,
-    corpus_scores,
-    default_max_new_tokens,
-    evaluate_model,
-    translate,
-)
+from hf_attn.evaluation import bleu_by_source_length, corpus_scores, evaluate_model
+from hf_attn.generation import alignment, default_max_new_tokens, translate
 
 WORDS = "the a cat dog sat ran on under mat house big small".split()
 SOURCES = [
@@ -151,8 +145,15 @@ def words(count: int) -> str:
 
 def test_buckets_by_whitespace_words_with_inclusive_bounds():
     sources = ["", words(10), words(11), "  spaced   out\twords  ", words(20), words(51), words(75)]
-    references = ["ref one two three", "ref four five six", "ok seven eight nine", "alpha beta gamma delta",
-                  "good ten eleven twelve", "long thirteen fourteen fifteen", "longer sixteen seventeen eighteen"]
+    references = [
+        "ref one two three",
+        "ref four five six",
+        "ok seven eight nine",
+        "alpha beta gamma delta",
+        "good ten eleven twelve",
+        "long thirteen fourteen fifteen",
+        "longer sixteen seventeen eighteen",
+    ]
     # Bucket 0-10 (0, 10 and 3 words) gets wrong hypotheses, 11-20 and 51+ exact ones.
     hypotheses = ["x y z", "x y z", references[2], "x y z", references[4], references[5], references[6]]
     table = bleu_by_source_length(sources, hypotheses, references)

@@ -20,7 +20,11 @@ from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
 from hf_attn.cli import main
 from hf_attn.evaluation import DEFAULT_LENGTH_BUCKETS
-from hf_attn.experiment import (
+from hf_attn.training.config import PRESETS_DIR
+from research.experiment.gradient_probe import probe_gradients, source_gradient_norms
+from research.experiment.length_scaling import synthetic_batch, training_tokens_per_second
+from research.experiment.report import HELD, INCONCLUSIVE, MIXED, NOT_HELD, assess_claims, render_markdown
+from research.experiment.run import (
     MODELS,
     command_line,
     make_settings,
@@ -29,17 +33,6 @@ from hf_attn.experiment import (
     train_model,
     training_configs,
 )
-from hf_attn.experiment_report import (
-    HELD,
-    INCONCLUSIVE,
-    MIXED,
-    NOT_HELD,
-    assess_claims,
-    render_markdown,
-)
-from hf_attn.gradient_probe import probe_gradients, source_gradient_norms
-from hf_attn.length_scaling import synthetic_batch, training_tokens_per_second
-from hf_attn.training_config import PRESETS_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_KEYS = {"model_type", "model", "output_dir"}
@@ -241,13 +234,13 @@ def synthetic_results() -> dict[str, Any]:
             "cpu": "Test CPU",
             "logical_cpus": 2,
             "usable_cpus": 2,
-            "torch_threads": 2,
+            "threads": 2,
             "device": "cpu",
             "gpu": None,
             "python": "3.11",
             "torch": "2.x",
             "transformers": "5.23.0",
-            "git_commit": "abc123",
+            "git": {"commit": "abc123", "uncommitted_package_files": []},
             "load_average_start": [3.0, 3.0, 3.0],
             "load_average_end": [4.0, 4.0, 4.0],
         },
@@ -319,6 +312,7 @@ def test_report_has_every_section_figure_and_number():
     for figure in [*results["figures"].values(), "attention_bahdanau_verse1_layer1.png"]:
         assert f"(experiment/{figure})" in markdown
     assert "```bash\nhf-attn experiment\n```" in markdown and "Test CPU" in markdown and "5.23.0" in markdown
+    assert "commit abc123" in markdown
     assert "| none | 10.00 | 30.00 |" in markdown  # the test BLEU/chrF table
     assert "Smoke run" not in markdown and "No model finished an epoch" in markdown
     quick = copy.deepcopy(results) | {"quick": True}

@@ -1,4 +1,4 @@
-"""Seq2SeqTrainer fine-tuning (hf_attn.finetuning, scripts/finetune.py) with the real Trainer on tiny models.
+"""Seq2SeqTrainer fine-tuning (hf_attn.training.finetune, scripts/finetune.py) with the real Trainer on tiny models.
 
 The key checks: the loss the Trainer logs under gradient accumulation is the per-token mean
 over the whole optimizer step, recomputed here independently from the very batches and
@@ -23,13 +23,25 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny_seq2seq import (
+    MODEL_TYPES,
+    one_torch_thread,  # noqa: F401 - applies the fixture to this module
+    save_tiny_model,
+    short_pairs,
+    small_tokenizer,
+    tiny_model,
+)
 from transformers import EvalPrediction, TrainerCallback
 
 from hf_attn.evaluation import corpus_scores
-from hf_attn.finetuning import build_trainer, finetune, make_compute_metrics, tokenize_pairs, training_arguments
 from hf_attn.inference import load_model_and_tokenizer
-from tiny_seq2seq import MODEL_TYPES, save_tiny_model, short_pairs, small_tokenizer, tiny_model
-from tiny_seq2seq import one_torch_thread  # noqa: F401 - applies the fixture to this module
+from hf_attn.training.finetune import (
+    build_trainer,
+    finetune,
+    make_compute_metrics,
+    tokenize_pairs,
+    training_arguments,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK_EVAL = {"generation_num_beams": 2, "generation_max_length": 16, "disable_tqdm": True}

@@ -16,13 +16,13 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 from seq2seq_checks import make_padded_batch
-from tiny_seq2seq import MODEL_TYPES, TINY_CONFIGS, one_torch_thread  # noqa: F401 - fixture
+from tiny_seq2seq import MODEL_TYPES, TINY_CONFIGS, one_torch_thread, seeded_model  # noqa: F401 - fixture
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, PreTrainedModel
 from transformers.cache_utils import EncoderDecoderCache
 from transformers.modeling_outputs import Seq2SeqLMOutput
 
 import hf_attn  # noqa: F401 - registers the models
-from hf_attn.seq2seq_utils import CACHE_OUTPUT_FIELD, cache_of
+from hf_attn.models.seq2seq_utils import CACHE_OUTPUT_FIELD, cache_of
 
 VOCAB = 40
 NEW_TOKENS = 5
@@ -30,8 +30,7 @@ NEW_TOKENS = 5
 
 def build(model_type: str, seed: int = 0, **overrides) -> PreTrainedModel:
     config = AutoConfig.for_model(model_type, vocab_size=VOCAB, **{**TINY_CONFIGS[model_type], **overrides})
-    torch.manual_seed(seed)
-    return AutoModelForSeq2SeqLM.from_config(config).eval()
+    return seeded_model(config, seed)
 
 
 @pytest.fixture
@@ -96,7 +95,10 @@ def test_hidden_states_follow_the_argument_and_the_config(model_type, batch):
     plain = model.model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids)
     assert plain.decoder_hidden_states is None and plain.encoder_hidden_states is None
     by_argument = model.model(
-        input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids, output_hidden_states=True
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        decoder_input_ids=decoder_input_ids,
+        output_hidden_states=True,
     )
     model.config.output_hidden_states = True
     by_config = model.model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids)
@@ -140,26 +142,35 @@ def test_transformer_cache_reordered_across_sentences_decodes_like_a_fresh_one()
         decoder_input_ids=history[order, 2:],
         **{CACHE_OUTPUT_FIELD: cache},
     )
-    fresh = model(input_ids=input_ids[sources], attention_mask=attention_mask[sources], decoder_input_ids=history[order])
+    fresh = model(
+        input_ids=input_ids[sources], attention_mask=attention_mask[sources], decoder_input_ids=history[order]
+    )
     torch.testing.assert_close(step.logits[:, -1], fresh.logits[:, -1])
 
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_cache_comes_under_either_name(model_type, batch):
-    """transformers ≥ 5.24 passes `cache`, earlier releases `past_key_values`: both decode the same; both at once is an error."""
+    """transformers ≥ 5.24 passes `cache`, older ones `past_key_values`: both decode alike; both at once is an error."""
     input_ids, attention_mask = batch
     model = build(model_type)
     assert CACHE_OUTPUT_FIELD in {field.name for field in dataclasses.fields(Seq2SeqLMOutput)}
     steps = {}
     for name in ("cache", "past_key_values"):
-        first = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=input_ids[:, :2], use_cache=True)
+        first = model(
+            input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=input_ids[:, :2], use_cache=True
+        )
         steps[name] = model(
-            input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=input_ids[:, 2:3], **{name: cache_of(first)}
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=input_ids[:, 2:3],
+            **{name: cache_of(first)},
         ).logits
     torch.testing.assert_close(steps["cache"], steps["past_key_values"], rtol=0, atol=0)
     whole = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=input_ids[:, :3]).logits
     torch.testing.assert_close(steps["cache"][:, -1], whole[:, -1])
-    first = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=input_ids[:, :2], use_cache=True)
+    first = model(
+        input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=input_ids[:, :2], use_cache=True
+    )
     with pytest.raises(ValueError, match="not both"):
         model(
             input_ids=input_ids,

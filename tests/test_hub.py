@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import torch
+from hub_server import LocalHub, last_json_line, run_python
 from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
 from transformers import (
     AutoModelForSeq2SeqLM,
@@ -26,8 +27,6 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerFast,
 )
-
-from hub_server import LocalHub, last_json_line, run_python
 
 TESTS_DIR = Path(__file__).resolve().parent
 SENTENCES = ["the cat sat on the mat", "a dog ran home", "the dog sat", "a cat ran on the mat"]
@@ -41,7 +40,9 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
     """A word-level tokenizer trained on four sentences: ids pad=0, bos=1, eos=2, unk=3."""
     tokenizer = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer.train_from_iterator(SENTENCES, trainers.WordLevelTrainer(special_tokens=["<pad>", "<s>", "</s>", "<unk>"]))
+    tokenizer.train_from_iterator(
+        SENTENCES, trainers.WordLevelTrainer(special_tokens=["<pad>", "<s>", "</s>", "<unk>"])
+    )
     tokenizer.post_processor = processors.TemplateProcessing(
         single="$A </s>", special_tokens=[("</s>", tokenizer.token_to_id("</s>"))]
     )
@@ -271,7 +272,9 @@ print(json.dumps({{"url": commit, "oid": commit.oid, "repo_url": commit.repo_url
 def test_push_model_folder_rejects_bad_repo_ids(tmp_path: Path, repo_id: str):
     from hf_attn.hub import push_model_folder
 
-    with pytest.raises(ValueError, match=f"Invalid Hub repo id {re.escape(repr(repo_id))}: expected 'name' or 'owner/name'"):
+    with pytest.raises(
+        ValueError, match=f"Invalid Hub repo id {re.escape(repr(repo_id))}: expected 'name' or 'owner/name'"
+    ):
         push_model_folder(tmp_path, repo_id)
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from hf_attn.seq2seq_utils import seq2seq_lm_loss
+from hf_attn.models.seq2seq_utils import seq2seq_lm_loss
 
 
 def _logits_and_labels(rows: int = 6, length: int = 5, vocab: int = 11) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,12 +8,17 @@ import datasets
 import pytest
 import torch
 from peft import AutoPeftModelForSeq2SeqLM, PeftModel
+from tiny_seq2seq import (
+    MODEL_TYPES,
+    one_torch_thread,  # noqa: F401 - applies the fixture to this module
+    save_tiny_model,
+    short_pairs,
+    small_tokenizer,
+)
 from transformers import AutoModelForSeq2SeqLM
 
-from hf_attn.finetuning import build_trainer, finetune, tokenize_pairs, training_arguments
-from hf_attn.lora import adapted_module_names, add_lora, lora_config
-from tiny_seq2seq import MODEL_TYPES, save_tiny_model, short_pairs, small_tokenizer
-from tiny_seq2seq import one_torch_thread  # noqa: F401 - applies the fixture to this module
+from hf_attn.training.finetune import build_trainer, finetune, tokenize_pairs, training_arguments
+from hf_attn.training.lora import adapted_module_names, add_lora, lora_config
 
 # What hf_attn/lora.py documents that "all-linear" adapts (the output projection never is).
 DOCUMENTED_TARGETS = {

@@ -7,13 +7,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hub_server import LocalHub, last_json_line, run_python
+from tiny_seq2seq import (
+    MODEL_TYPES,
+    one_torch_thread,  # noqa: F401 - applies the fixture to this module
+    save_tiny_model,
+    short_pairs,
+    small_tokenizer,
+)
 from transformers import Pipeline, pipeline
 
-from hf_attn.evaluation import translate
+from hf_attn.generation import translate
 from hf_attn.pipelines import TASK, HfAttnTranslationPipeline
-from hub_server import LocalHub, last_json_line, run_python
-from tiny_seq2seq import MODEL_TYPES, save_tiny_model, short_pairs, small_tokenizer
-from tiny_seq2seq import one_torch_thread  # noqa: F401 - applies the fixture to this module
 
 SOURCES = list(short_pairs("test", 5)["source"])
 GENERATION = {"num_beams": 2, "max_new_tokens": 12}

@@ -35,7 +35,13 @@ def test_installed_snippet_runs_in_a_fresh_process(model_type, tmp_path):
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1"}
     script = loading_snippets()[0] + "\nprint(type(model).__module__)\n"
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().startswith("hf_attn.")
@@ -44,4 +50,6 @@ def test_installed_snippet_runs_in_a_fresh_process(model_type, tmp_path):
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_remote_code_snippet_runs_where_hf_attn_cannot_be_imported(model_type, tmp_path):
     save_tiny_model(model_type, tmp_path / EXAMPLE_DIR)
-    run_without_hf_attn(loading_snippets()[1] + "\nassert not type(model).__module__.startswith('hf_attn')\n", [], tmp_path)
+    run_without_hf_attn(
+        loading_snippets()[1] + "\nassert not type(model).__module__.startswith('hf_attn')\n", [], tmp_path
+    )

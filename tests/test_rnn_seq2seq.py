@@ -20,12 +20,13 @@ from seq2seq_checks import (
     reverse_task_accuracy,
     train_and_score_reverse_task,
 )
+from tiny_seq2seq import seeded_model
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 
 from hf_attn import RNNSeq2SeqCache, RNNSeq2SeqConfig, RNNSeq2SeqForConditionalGeneration, RNNSeq2SeqModel
-from hf_attn.attention import AdditiveAttention, DotAttention, GeneralAttention
-from hf_attn.configuration_rnn_seq2seq import ATTENTION_TYPES, RNN_TYPES
-from hf_attn.modeling_rnn_seq2seq import reverse_padded
+from hf_attn.models.attention import AdditiveAttention, DotAttention, GeneralAttention
+from hf_attn.models.configuration_rnn_seq2seq import ATTENTION_TYPES, RNN_TYPES
+from hf_attn.models.modeling_rnn_seq2seq import reverse_padded
 
 VOCAB = 40
 
@@ -66,8 +67,7 @@ def tiny_config(**overrides) -> RNNSeq2SeqConfig:
 
 
 def tiny_model(**overrides) -> RNNSeq2SeqForConditionalGeneration:
-    torch.manual_seed(0)
-    return AutoModelForSeq2SeqLM.from_config(tiny_config(**overrides)).eval()
+    return seeded_model(tiny_config(**overrides))
 
 
 @contextlib.contextmanager

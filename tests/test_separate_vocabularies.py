@@ -17,6 +17,12 @@ from types import SimpleNamespace
 import datasets
 import pytest
 import torch
+from seq2seq_checks import run_without_hf_attn
+from tiny_seq2seq import (
+    TINY_CONFIGS,
+    bible_corpus,
+    one_torch_thread,  # noqa: F401 - applies the fixture to this module
+)
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
     AutoModelForSeq2SeqLM,
@@ -28,10 +34,12 @@ from transformers import (
 
 from hf_attn.cards import write_model_card
 from hf_attn.cli import main as cli_main
-from hf_attn.configuration_rnn_seq2seq import RNNSeq2SeqConfig
-from hf_attn.configuration_transformer_seq2seq import TransformerSeq2SeqConfig
-from hf_attn.evaluation import alignment, evaluate_model, translate
+from hf_attn.evaluation import evaluate_model
+from hf_attn.generation import alignment, translate
 from hf_attn.inference import load_model_and_tokenizer
+from hf_attn.models.configuration_rnn_seq2seq import RNNSeq2SeqConfig
+from hf_attn.models.configuration_transformer_seq2seq import TransformerSeq2SeqConfig
+from hf_attn.models.tokenization_seq2seq_bpe import Seq2SeqBPETokenizer
 from hf_attn.pipelines import TASK
 from hf_attn.tokenization import (
     EOS_ID,
@@ -45,12 +53,9 @@ from hf_attn.tokenization import (
     train_bpe_tokenizer_pair,
     wrap_tokenizer_pair,
 )
-from hf_attn.tokenization_seq2seq_bpe import Seq2SeqBPETokenizer
-from hf_attn.training import build_model, train
-from hf_attn.training_config import TrainingConfig, load_training_config
-from seq2seq_checks import run_without_hf_attn
-from tiny_seq2seq import TINY_CONFIGS, bible_corpus
-from tiny_seq2seq import one_torch_thread  # noqa: F401 - applies the fixture to this module
+from hf_attn.training.config import TrainingConfig, load_training_config
+from hf_attn.training.loop import train
+from hf_attn.training.setup import build_model
 
 SOURCE_SIZE, TARGET_SIZE = 1500, 1200
 SAVED_FILES = {"tokenizer.json", "target_tokenizer.json", "tokenizer_config.json", "tokenization_seq2seq_bpe.py"}

@@ -14,8 +14,8 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from hf_attn.configuration_transformer_seq2seq import TransformerSeq2SeqConfig
 from hf_attn.data import load_bible_corpus
+from hf_attn.models.configuration_transformer_seq2seq import TransformerSeq2SeqConfig
 from hf_attn.tokenization import (
     BOS_ID,
     EOS_ID,
@@ -52,12 +52,16 @@ def test_special_token_ids(tokenizer):
         "</s>",
         "<unk>",
     )
-    assert (tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id) == (
-        PAD_ID,
-        BOS_ID,
-        EOS_ID,
-        UNK_ID,
-    ) == (0, 1, 2, 3)
+    assert (
+        (tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id)
+        == (
+            PAD_ID,
+            BOS_ID,
+            EOS_ID,
+            UNK_ID,
+        )
+        == (0, 1, 2, 3)
+    )
     assert len(tokenizer) == VOCAB_SIZE
     assert tokenizer.padding_side == "right"
     assert tokenizer.model_max_length == 512

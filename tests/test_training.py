@@ -18,8 +18,9 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from hf_attn.data import load_bible_corpus
 from hf_attn.tokenization import train_bpe_tokenizer
-from hf_attn.training import TrainingRun, build_model, train
-from hf_attn.training_config import TrainingConfig
+from hf_attn.training.config import TrainingConfig
+from hf_attn.training.loop import TrainingRun, train
+from hf_attn.training.setup import build_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -165,8 +166,12 @@ def test_two_processes_with_half_batches_match_one_process(tokenizer_dir, tmp_pa
         "eval_every": 100,
         "save_every": 4,
     }
-    single = write_config(tiny_config("transformer_seq2seq", tmp_path / "one", tokenizer_dir, **overrides), tmp_path / "one.json")
-    double = write_config(tiny_config("transformer_seq2seq", tmp_path / "two", tokenizer_dir, **overrides), tmp_path / "two.json")
+    single = write_config(
+        tiny_config("transformer_seq2seq", tmp_path / "one", tokenizer_dir, **overrides), tmp_path / "one.json"
+    )
+    double = write_config(
+        tiny_config("transformer_seq2seq", tmp_path / "two", tokenizer_dir, **overrides), tmp_path / "two.json"
+    )
     run_script([sys.executable, "scripts/train.py", str(single)])
     run_script(
         [
@@ -194,13 +199,21 @@ def test_two_processes_with_half_batches_match_one_process(tokenizer_dir, tmp_pa
 def test_run_killed_with_sigkill_resumes_to_the_same_weights(tokenizer_dir, tmp_path):
     """A real crash: SIGKILL right after a checkpoint lands, restart, compare with an uninterrupted run."""
     overrides = {"max_steps": 12, "save_every": 3, "eval_every": 100}
-    reference = write_config(tiny_config("rnn_seq2seq", tmp_path / "ref", tokenizer_dir, **overrides), tmp_path / "ref.json")
-    crashed = write_config(tiny_config("rnn_seq2seq", tmp_path / "crash", tokenizer_dir, **overrides), tmp_path / "crash.json")
+    reference = write_config(
+        tiny_config("rnn_seq2seq", tmp_path / "ref", tokenizer_dir, **overrides), tmp_path / "ref.json"
+    )
+    crashed = write_config(
+        tiny_config("rnn_seq2seq", tmp_path / "crash", tokenizer_dir, **overrides), tmp_path / "crash.json"
+    )
     run_script([sys.executable, "scripts/train.py", str(reference)])
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     process = subprocess.Popen(
-        [sys.executable, "scripts/train.py", str(crashed)], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, "scripts/train.py", str(crashed)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     pointer = tmp_path / "crash" / "checkpoints" / "latest"
     deadline = time.monotonic() + 300

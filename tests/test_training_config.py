@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hf_attn.training_config import TrainingConfig, load_training_config
+from hf_attn.training.config import TrainingConfig, load_training_config
 
 
 @pytest.mark.parametrize("preset", ["transformer_small", "rnn_small"])
@@ -68,3 +68,37 @@ def test_exponent_floats_read_as_numbers_like_json(tmp_path):
     path.write_text("adam_epsilon: 1e-09\nlearning_rate: 5e-4\n")
     config = load_training_config(path, ["max_grad_norm=2e0"])
     assert (config.adam_epsilon, config.learning_rate, config.max_grad_norm) == (1e-9, 5e-4, 2.0)
+
+
+@pytest.mark.parametrize(
+    ("model_type", "field", "nearest"),
+    [
+        ("rnn_seq2seq", "attenton_type", "attention_type"),
+        ("transformer_seq2seq", "d_modle", "d_model"),
+        ("transformer_seq2seq", "encoder_layer", "encoder_layers"),
+    ],
+)
+def test_a_typo_in_the_model_block_names_the_nearest_field(model_type, field, nearest):
+    """transformers configs keep unknown kwargs, so a typo would be stored and ignored: refuse it at once."""
+    with pytest.raises(ValueError, match=f"`model.{field}` is not a field.*`model.{nearest}`"):
+        TrainingConfig(model_type=model_type, model={field: 1})
+
+
+def test_model_block_is_checked_before_any_work(tmp_path, monkeypatch):
+    """`--set model.x=…` errors come from building the training config, before data or BPE are touched."""
+    import hf_attn.training.setup as setup
+
+    monkeypatch.setattr(setup, "load_corpus", lambda config: pytest.fail("the corpus was loaded"))
+    with pytest.raises(ValueError, match="encoder_attention_heads"):
+        load_training_config("transformer_small", ["model.encoder_attention_heads=5"])
+    with pytest.raises(ValueError, match="model.attenton_type"):
+        load_training_config("rnn_small", ["model.attenton_type=luong_dot"])
+
+
+def test_known_model_fields_include_transformers_aliases():
+    """`num_hidden_layers`/`hidden_size` are attribute-map aliases transformers users may write."""
+    config = TrainingConfig(
+        model_type="transformer_seq2seq",
+        model={"hidden_size": 64, "encoder_attention_heads": 4, "decoder_attention_heads": 4},
+    )
+    assert config.model["hidden_size"] == 64

@@ -16,6 +16,7 @@ from seq2seq_checks import (
     make_padded_batch,
     train_and_score_reverse_task,
 )
+from tiny_seq2seq import seeded_model
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 
 from hf_attn import (
@@ -23,7 +24,7 @@ from hf_attn import (
     TransformerSeq2SeqForConditionalGeneration,
     TransformerSeq2SeqModel,
 )
-from hf_attn.modeling_transformer_seq2seq import sinusoidal_position_table
+from hf_attn.models.modeling_transformer_seq2seq import sinusoidal_position_table
 
 VOCAB = 40
 
@@ -57,8 +58,7 @@ def tiny_config(**overrides) -> TransformerSeq2SeqConfig:
 
 
 def tiny_model(**overrides) -> TransformerSeq2SeqForConditionalGeneration:
-    torch.manual_seed(0)
-    return AutoModelForSeq2SeqLM.from_config(tiny_config(**overrides)).eval()
+    return seeded_model(tiny_config(**overrides))
 
 
 @pytest.fixture
@@ -95,7 +95,9 @@ def test_remote_code_roundtrip_without_hf_attn(variant, batch, tmp_path):
 
 
 def test_auto_classes_resolve_to_hf_attn():
-    config = AutoConfig.for_model("transformer_seq2seq", d_model=32, encoder_attention_heads=4, decoder_attention_heads=4)
+    config = AutoConfig.for_model(
+        "transformer_seq2seq", d_model=32, encoder_attention_heads=4, decoder_attention_heads=4
+    )
     assert isinstance(config, TransformerSeq2SeqConfig)
     assert type(AutoModel.from_config(config)) is TransformerSeq2SeqModel
     assert type(AutoModelForSeq2SeqLM.from_config(config)) is TransformerSeq2SeqForConditionalGeneration

@@ -20,10 +20,10 @@ import sys
 import unittest
 
 import torch
+import transformers_suite
 from transformers import MarianConfig, MarianModel, MarianMTModel
 from transformers.models.auto import modeling_auto
 
-import transformers_suite
 from hf_attn import (
     RNNSeq2SeqConfig,
     RNNSeq2SeqForConditionalGeneration,

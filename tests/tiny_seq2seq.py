@@ -16,7 +16,7 @@ from typing import Any
 import datasets
 import pytest
 import torch
-from transformers import AutoConfig, AutoModelForSeq2SeqLM, PreTrainedModel, PreTrainedTokenizerFast
+from transformers import AutoConfig, AutoModelForSeq2SeqLM, PreTrainedConfig, PreTrainedModel, PreTrainedTokenizerFast
 
 from hf_attn.data import load_bible_corpus
 from hf_attn.tokenization import train_bpe_tokenizer
@@ -81,6 +81,11 @@ def tiny_model(model_type: str, seed: int = 0, **overrides: Any) -> PreTrainedMo
         decoder_start_token_id=tokenizer.bos_token_id,
         **{**TINY_CONFIGS[model_type], **overrides},
     )
+    return seeded_model(config, seed)
+
+
+def seeded_model(config: PreTrainedConfig, seed: int = 0) -> PreTrainedModel:
+    """A freshly initialised model of ``config`` in eval mode: the same weights for the same seed."""
     torch.manual_seed(seed)
     return AutoModelForSeq2SeqLM.from_config(config).eval()
 
@@ -115,8 +120,8 @@ def train_tiny_run(model_type: str, output_dir: Path, test_examples: int = 6) ->
     """
     from hf_attn.evaluation import evaluate_model
     from hf_attn.inference import load_model_and_tokenizer
-    from hf_attn.training import train
-    from hf_attn.training_config import TrainingConfig
+    from hf_attn.training.config import TrainingConfig
+    from hf_attn.training.loop import train
 
     tokenizer_dir = output_dir.parent / f"{output_dir.name}-tokenizer"
     small_tokenizer().save_pretrained(tokenizer_dir)

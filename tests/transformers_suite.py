@@ -150,7 +150,7 @@ STAND_INS: dict[str, str] = {
             "so this mixin adds no tests."
         )
     )
-    + "\n\nclass ExportTesterMixin:\n    \"\"\"Empty: export is tested by hf_attn's own tests.\"\"\"\n",
+    + '\n\nclass ExportTesterMixin:\n    """Empty: export is tested by hf_attn\'s own tests."""\n',
     "generation/__init__.py": "",
     "generation/test_utils.py": _MODULE_HEADER.format(
         doc=(
@@ -161,7 +161,7 @@ STAND_INS: dict[str, str] = {
             "that can generate() to inherit it."
         )
     )
-    + "\n\nclass GenerationTesterMixin:\n    \"\"\"Empty: generation is tested by hf_attn's own tests.\"\"\"\n",
+    + '\n\nclass GenerationTesterMixin:\n    """Empty: generation is tested by hf_attn\'s own tests."""\n',
     "utils/__init__.py": "",
     "utils/test_configuration_utils.py": _MODULE_HEADER.format(
         doc=(

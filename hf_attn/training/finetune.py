@@ -33,12 +33,12 @@ from transformers import (
     TrainerCallback,
 )
 
-from .checkpointing import atomic_write_json
-from .data import DataSource, load_bible_corpus, load_parallel_data
-from .evaluation import corpus_scores
-from .inference import load_model_and_tokenizer
+from ..atomic import atomic_write_json
+from ..data import DataSource, load_bible_corpus, load_parallel_data
+from ..evaluation import corpus_scores
+from ..inference import load_model_and_tokenizer
 from .lora import add_lora
-from .training import has_accelerator
+from .setup import has_accelerator
 
 if TYPE_CHECKING:
     from peft import LoraConfig
@@ -181,7 +181,7 @@ def finetune(
     first ``eval_examples`` validation pairs. ``training_overrides`` are
     ``Seq2SeqTrainingArguments`` fields. ``resume_from_checkpoint`` is a checkpoint folder, or
     True for the latest in ``output_dir``. The best model (by dev BLEU) is saved with its
-    tokenizer to ``output_dir/best``. With ``lora`` (see :mod:`hf_attn.lora`) only adapters
+    tokenizer to ``output_dir/best``. With ``lora`` (see :mod:`hf_attn.training.lora`) only adapters
     train; ``best`` then holds the adapter and ``output_dir/merged`` the merged plain model.
     """
     model, tokenizer = load_model_and_tokenizer(model_name_or_path)

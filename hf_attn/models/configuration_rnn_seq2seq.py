@@ -14,6 +14,8 @@ from __future__ import annotations
 from transformers import PreTrainedConfig
 
 from .config_validation import (
+    described,
+    document_fields,
     require_bool,
     require_choice,
     require_positive_int,
@@ -29,58 +31,62 @@ DECODER_INIT_TYPES = ("bridge", "zero")
 class RNNSeq2SeqConfig(PreTrainedConfig):
     r"""Configuration of :class:`~hf_attn.RNNSeq2SeqModel` / :class:`~hf_attn.RNNSeq2SeqForConditionalGeneration`.
 
-    Args:
-        vocab_size: size of the (source, or shared) vocabulary.
-        decoder_vocab_size: size of the target vocabulary when source and target do not share
-            one (``share_encoder_decoder_embeddings=False``); ``None`` sets it to ``vocab_size``.
-        rnn_type: ``"gru"`` or ``"lstm"``, for encoder and decoder alike.
-        hidden_size: decoder state size = attention size = size of the attentional vector.
-        embedding_size: size of the source and target token embeddings.
-        encoder_hidden_size: state size of each encoder direction (see the module docstring;
-            ``None`` picks ``hidden_size // 2`` when bidirectional, else ``hidden_size``).
-        encoder_layers / decoder_layers: stacked RNN layers.
-        bidirectional_encoder: run the encoder in both directions and concatenate the states.
-        attention_type: ``"bahdanau"`` (additive, Bahdanau 2014 eq. 6), ``"luong_dot"``,
-            ``"luong_general"``, ``"luong_concat"`` (Luong 2015 eq. 8), or ``"none"`` (the plain
-            encoder-decoder: the decoder sees the source only through its initial state).
-        input_feeding: feed the previous attentional vector h̃_{t-1} into the decoder RNN
-            (Luong 2015, §3.3). Off, the decoder RNN runs over the whole target in one fused call.
-        decoder_init: ``"bridge"`` (a learned tanh projection of the encoder's final state) or
-            ``"zero"``.
-        dropout: dropout between stacked RNN layers, on the encoder outputs and on the
-            attentional vector.
-        embedding_dropout: dropout on the token embeddings.
-        label_smoothing: label smoothing mass of the training loss.
-        share_encoder_decoder_embeddings: one embedding matrix for source and target tokens.
-        tie_word_embeddings: the output projection reuses the target embedding matrix
-            (needs ``embedding_size == hidden_size``); ``None`` ties exactly when the sizes are
-            equal, so the papers' shapes (e.g. 620-wide embeddings, 1000-wide states) build untied.
-        init_std: standard deviation of the embedding initialisation; ``None`` means
-            ``embedding_size ** -0.5``.
+    Each field's meaning is declared with it (``described``); ``help()`` and the model cards show them.
     """
 
     model_type = "rnn_seq2seq"
     keys_to_ignore_at_inference = ["past_key_values", "cache"]
     attribute_map = {"num_hidden_layers": "encoder_layers", "d_model": "hidden_size"}
 
-    vocab_size: int = 8000
-    decoder_vocab_size: int | None = None
-    rnn_type: str = "lstm"
-    hidden_size: int = 256
-    embedding_size: int = 256
-    encoder_hidden_size: int | None = None
-    encoder_layers: int = 1
-    decoder_layers: int = 1
-    bidirectional_encoder: bool = True
-    attention_type: str = "bahdanau"
-    input_feeding: bool = True
-    decoder_init: str = "bridge"
-    dropout: float = 0.1
-    embedding_dropout: float = 0.1
-    label_smoothing: float = 0.0
-    init_std: float | None = None
-    share_encoder_decoder_embeddings: bool = True
-    tie_word_embeddings: bool | None = None
+    vocab_size: int = described(8000, "size of the (source, or shared) vocabulary.")
+    decoder_vocab_size: int | None = described(
+        None,
+        "size of the target vocabulary when source and target do not share one "
+        "(``share_encoder_decoder_embeddings=False``); ``None`` sets it to ``vocab_size``.",
+    )
+    rnn_type: str = described("lstm", '``"gru"`` or ``"lstm"``, for encoder and decoder alike.')
+    hidden_size: int = described(256, "decoder state size = attention size = size of the attentional vector.")
+    embedding_size: int = described(256, "size of the source and target token embeddings.")
+    encoder_hidden_size: int | None = described(
+        None,
+        "state size of each encoder direction (see the module docstring; ``None`` picks ``hidden_size // 2`` "
+        "when bidirectional, else ``hidden_size``).",
+    )
+    encoder_layers: int = described(1, "stacked RNN layers.")
+    decoder_layers: int = described(1, "stacked RNN layers.")
+    bidirectional_encoder: bool = described(True, "run the encoder in both directions and concatenate the states.")
+    attention_type: str = described(
+        "bahdanau",
+        "``'bahdanau'`` (additive, Bahdanau 2014 eq. 6), ``'luong_dot'``, ``'luong_general'``, "
+        "``'luong_concat'`` (Luong 2015 eq. 8), or ``'none'`` (the plain encoder-decoder: "
+        "the decoder sees the source only through its initial state).",
+    )
+    input_feeding: bool = described(
+        True,
+        "feed the previous attentional vector h̃_{t-1} into the decoder RNN (Luong 2015, §3.3). "
+        "Off, the decoder RNN runs over the whole target in one fused call.",
+    )
+    decoder_init: str = described(
+        "bridge",
+        '``"bridge"`` (a learned tanh projection of the encoder\'s final state) or ``"zero"``.',
+    )
+    dropout: float = described(
+        0.1,
+        "dropout between stacked RNN layers, on the encoder outputs and on the attentional vector.",
+    )
+    embedding_dropout: float = described(0.1, "dropout on the token embeddings.")
+    label_smoothing: float = described(0.0, "label smoothing mass of the training loss.")
+    init_std: float | None = described(
+        None,
+        "standard deviation of the embedding initialisation; ``None`` means ``embedding_size ** -0.5``.",
+    )
+    share_encoder_decoder_embeddings: bool = described(True, "one embedding matrix for source and target tokens.")
+    tie_word_embeddings: bool | None = described(
+        None,
+        "the output projection reuses the target embedding matrix (needs "
+        "``embedding_size == hidden_size``); ``None`` ties exactly when the sizes are equal, so "
+        "the papers' shapes (e.g. 620-wide embeddings, 1000-wide states) build untied.",
+    )
     use_cache: bool = True
     is_encoder_decoder: bool = True
     pad_token_id: int = 0
@@ -103,8 +109,8 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
             self.tie_word_embeddings = self.embedding_size == self.hidden_size
         if self.decoder_vocab_size is None:
             self.decoder_vocab_size = self.vocab_size
-        self._validate()
         super().__post_init__(**kwargs)
+        self.validate_architecture()
 
     @property
     def target_vocab_size(self) -> int:
@@ -116,8 +122,12 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
         """Width of the encoder states h̄_s the decoder attends over (both directions concatenated)."""
         return self.encoder_hidden_size * (2 if self.bidirectional_encoder else 1)
 
-    def _validate(self) -> None:
-        """Check every field and the combinations that cannot be built (messages name the field)."""
+    def validate_architecture(self) -> None:
+        """Check every field and the combinations that cannot be built; messages name the field.
+
+        transformers' name for a config's own checks. Called at the end of ``__post_init__``
+        (not through ``@strict``, whose wrapper would turn these ValueErrors into another type).
+        """
         for name in (
             "vocab_size",
             "hidden_size",
@@ -172,5 +182,7 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
                 "set `tie_word_embeddings=False` or make the sizes equal."
             )
 
+
+document_fields(RNNSeq2SeqConfig)
 
 __all__ = ["RNNSeq2SeqConfig"]

@@ -4,12 +4,15 @@ Only ``model_type`` and the ``model`` overrides differ between an RNN and a Tran
 run; everything else (data, tokenizer, batching, optimiser, schedule, evaluation,
 checkpointing) is shared, which is what makes the two models' comparison fair.
 Configs load from YAML or JSON files; unknown keys are errors, so a typo cannot silently
-fall back to a default.
+fall back to a default. That holds inside the ``model`` block too: its fields are checked
+against the model's config class (naming the nearest valid field) and its values
+validated when the training config is built, before any corpus is loaded or BPE trained.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import re
 from dataclasses import dataclass, field
@@ -17,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from transformers import PreTrainedConfig
 
-from .config_validation import (
+from ..models import RNNSeq2SeqConfig, TransformerSeq2SeqConfig
+from ..models.config_validation import (
     require_bool,
     require_choice,
     require_non_negative_int,
@@ -26,7 +31,11 @@ from .config_validation import (
     require_probability,
 )
 
-MODEL_TYPES = ("transformer_seq2seq", "rnn_seq2seq")
+MODEL_CONFIG_CLASSES: dict[str, type[PreTrainedConfig]] = {
+    "transformer_seq2seq": TransformerSeq2SeqConfig,
+    "rnn_seq2seq": RNNSeq2SeqConfig,
+}
+MODEL_TYPES = tuple(MODEL_CONFIG_CLASSES)
 
 
 class _ConfigLoader(yaml.SafeLoader):
@@ -42,9 +51,11 @@ _ConfigLoader.add_implicit_resolver(
 
 def _load_yaml(text: str):
     return yaml.load(text, Loader=_ConfigLoader)
+
+
 MIXED_PRECISION = ("no", "fp16", "bf16")
 TRACKERS = (None, "tensorboard")
-PRESETS_DIR = Path(__file__).parent / "configs"
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
 @dataclass
@@ -92,6 +103,7 @@ class TrainingConfig:
         require_choice("model_type", self.model_type, MODEL_TYPES)
         if not isinstance(self.model, dict):
             raise ValueError(f"`model` must be a mapping of model config overrides, got {self.model!r}.")
+        self._check_model_block()
         for name in (
             "vocab_size",
             "max_source_tokens",
@@ -131,6 +143,26 @@ class TrainingConfig:
                 f"and `max_target_tokens` ({self.max_target_tokens}), or the longest sentences fit no batch."
             )
 
+    def _check_model_block(self) -> None:
+        """Every ``model`` key is a field of the model's config, and together they build a valid config.
+
+        transformers configs keep unknown keyword arguments as attributes, so a typo such as
+        ``attenton_type`` would otherwise be stored and ignored: the run would train the default.
+        """
+        config_class = MODEL_CONFIG_CLASSES[self.model_type]
+        known = sorted({f.name for f in dataclasses.fields(config_class)} | set(config_class.attribute_map))
+        for name in self.model:
+            if name not in known:
+                nearest = difflib.get_close_matches(name, known, n=1)
+                hint = f"did you mean `model.{nearest[0]}`?" if nearest else f"the fields are: {', '.join(known)}"
+                raise ValueError(
+                    f"`model.{name}` is not a field of {config_class.__name__} ({self.model_type}); {hint}"
+                )
+        try:
+            config_class(**self.model)
+        except ValueError as error:
+            raise ValueError(f"The `model` block does not make a valid {config_class.__name__}: {error}") from error
+
     def _check_vocabularies(self) -> None:
         """Separate vocabularies need unshared embeddings; a target size without them would be ignored."""
         require_bool("separate_vocabularies", self.separate_vocabularies)
@@ -152,7 +184,9 @@ class TrainingConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"Unknown training config keys: {', '.join(unknown)}. Known keys: {', '.join(sorted(known))}.")
+            raise ValueError(
+                f"Unknown training config keys: {', '.join(unknown)}. Known keys: {', '.join(sorted(known))}."
+            )
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,6 +6,8 @@ from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
 
 from .config_validation import (
+    described,
+    document_fields,
     require_bool,
     require_choice,
     require_non_negative_int,
@@ -22,29 +24,7 @@ class TransformerSeq2SeqConfig(PreTrainedConfig):
 
     Attribute names follow `transformers` (Marian/BART) so users find what they expect.
 
-    Args:
-        vocab_size: size of the (source, or shared) vocabulary.
-        decoder_vocab_size: size of the target vocabulary when source and target do not share
-            one (`share_encoder_decoder_embeddings=False`); `None` sets it to `vocab_size` (so
-            `config.get_text_config(decoder=True).vocab_size` reports it, as Marian's does).
-        d_model: width of every layer (d_model in the paper).
-        encoder_layers / decoder_layers: number of stacked layers (N).
-        encoder_attention_heads / decoder_attention_heads: heads per attention (h); must divide d_model.
-        encoder_ffn_dim / decoder_ffn_dim: inner size of the position-wise feed-forward (d_ff).
-        activation_function: any key of `transformers.activations.ACT2FN` ("relu" in the paper).
-        dropout: residual and embedding dropout (P_drop).
-        attention_dropout: dropout on the attention weights.
-        activation_dropout: dropout inside the feed-forward, after the activation.
-        max_position_embeddings: longest sequence the position table covers.
-        position_embedding_type: "sinusoidal" (the paper, section 3.5) or "learned".
-        normalize_before: pre-LayerNorm (`x + f(LN(x))`, stabler for deep stacks) instead of the
-            paper's post-LayerNorm (`LN(x + f(x))`); pre-LN adds a final LayerNorm per stack.
-        scale_embedding: multiply token embeddings by sqrt(d_model) (the paper, section 3.4).
-        share_encoder_decoder_embeddings: one embedding matrix for source and target tokens.
-        tie_word_embeddings: the output projection reuses the target embedding matrix.
-        label_smoothing: epsilon_ls of the training loss (0.1 in the paper).
-        layer_norm_eps: LayerNorm epsilon.
-        init_std: standard deviation of the embedding initialisation; `None` means d_model ** -0.5.
+    Each field's meaning is declared with it (``described``); ``help()`` and the model cards show them.
     """
 
     model_type = "transformer_seq2seq"
@@ -55,28 +35,43 @@ class TransformerSeq2SeqConfig(PreTrainedConfig):
         "num_hidden_layers": "encoder_layers",
     }
 
-    vocab_size: int = 8000
-    decoder_vocab_size: int | None = None
-    d_model: int = 512
-    encoder_layers: int = 6
-    decoder_layers: int = 6
-    encoder_attention_heads: int = 8
-    decoder_attention_heads: int = 8
-    encoder_ffn_dim: int = 2048
-    decoder_ffn_dim: int = 2048
-    activation_function: str = "relu"
-    dropout: float = 0.1
-    attention_dropout: float = 0.0
-    activation_dropout: float = 0.0
-    max_position_embeddings: int = 1024
-    position_embedding_type: str = "sinusoidal"
-    normalize_before: bool = False
-    scale_embedding: bool = True
-    share_encoder_decoder_embeddings: bool = True
-    tie_word_embeddings: bool = True
-    label_smoothing: float = 0.1
-    layer_norm_eps: float = 1e-5
-    init_std: float | None = None
+    vocab_size: int = described(8000, "size of the (source, or shared) vocabulary.")
+    decoder_vocab_size: int | None = described(
+        None,
+        "size of the target vocabulary when source and target do not share one "
+        "(`share_encoder_decoder_embeddings=False`); `None` sets it to `vocab_size` (so "
+        "`config.get_text_config(decoder=True).vocab_size` reports it, as Marian's does).",
+    )
+    d_model: int = described(512, "width of every layer (d_model in the paper).")
+    encoder_layers: int = described(6, "number of stacked layers (N).")
+    decoder_layers: int = described(6, "number of stacked layers (N).")
+    encoder_attention_heads: int = described(8, "heads per attention (h); must divide d_model.")
+    decoder_attention_heads: int = described(8, "heads per attention (h); must divide d_model.")
+    encoder_ffn_dim: int = described(2048, "inner size of the position-wise feed-forward (d_ff).")
+    decoder_ffn_dim: int = described(2048, "inner size of the position-wise feed-forward (d_ff).")
+    activation_function: str = described(
+        "relu",
+        'any key of `transformers.activations.ACT2FN` ("relu" in the paper).',
+    )
+    dropout: float = described(0.1, "residual and embedding dropout (P_drop).")
+    attention_dropout: float = described(0.0, "dropout on the attention weights.")
+    activation_dropout: float = described(0.0, "dropout inside the feed-forward, after the activation.")
+    max_position_embeddings: int = described(1024, "longest sequence the position table covers.")
+    position_embedding_type: str = described("sinusoidal", '"sinusoidal" (the paper, section 3.5) or "learned".')
+    normalize_before: bool = described(
+        False,
+        "pre-LayerNorm (`x + f(LN(x))`, stabler for deep stacks) instead of the paper's "
+        "post-LayerNorm (`LN(x + f(x))`); pre-LN adds a final LayerNorm per stack.",
+    )
+    scale_embedding: bool = described(True, "multiply token embeddings by sqrt(d_model) (the paper, section 3.4).")
+    share_encoder_decoder_embeddings: bool = described(True, "one embedding matrix for source and target tokens.")
+    tie_word_embeddings: bool = described(True, "the output projection reuses the target embedding matrix.")
+    label_smoothing: float = described(0.1, "epsilon_ls of the training loss (0.1 in the paper).")
+    layer_norm_eps: float = described(1e-5, "LayerNorm epsilon.")
+    init_std: float | None = described(
+        None,
+        "standard deviation of the embedding initialisation; `None` means d_model ** -0.5.",
+    )
     use_cache: bool = True
     is_encoder_decoder: bool = True
     pad_token_id: int = 0
@@ -85,17 +80,22 @@ class TransformerSeq2SeqConfig(PreTrainedConfig):
     decoder_start_token_id: int = 1
 
     def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
         if self.decoder_vocab_size is None:
             self.decoder_vocab_size = self.vocab_size
-        self._validate()
+        super().__post_init__(**kwargs)
+        self.validate_architecture()
 
     @property
     def target_vocab_size(self) -> int:
         """Size of the vocabulary the decoder reads and predicts (``decoder_vocab_size``)."""
         return self.decoder_vocab_size
 
-    def _validate(self) -> None:
+    def validate_architecture(self) -> None:
+        """Check every field and the combinations that cannot be built; messages name the field.
+
+        transformers' name for a config's own checks. Called at the end of ``__post_init__``
+        (not through ``@strict``, whose wrapper would turn these ValueErrors into another type).
+        """
         for name in (
             "vocab_size",
             "d_model",
@@ -133,5 +133,7 @@ class TransformerSeq2SeqConfig(PreTrainedConfig):
         require_token_id("eos_token_id", self.eos_token_id, self.target_vocab_size)
         require_token_id("decoder_start_token_id", self.decoder_start_token_id, self.target_vocab_size)
 
+
+document_fields(TransformerSeq2SeqConfig)
 
 __all__ = ["TransformerSeq2SeqConfig"]

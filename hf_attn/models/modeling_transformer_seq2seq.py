@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
-from transformers import GenerationMixin, PreTrainedModel
+from transformers import GenerationMixin
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
@@ -25,6 +25,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     BaseModelOutput,
     BaseModelOutputWithPastAndCrossAttentions,
+    Seq2SeqLMOutput,
     Seq2SeqModelOutput,
 )
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
@@ -33,13 +34,16 @@ from transformers.utils import can_return_tuple, is_tracing
 from .attention import causal_mask, eager_attention_forward
 from .configuration_transformer_seq2seq import TransformerSeq2SeqConfig
 from .seq2seq_utils import (
-    EncoderDecoderEmbeddingsMixin,
-    ExplicitTiedWeightsMixin,
-    RemoteCodeAutoMapMixin,
-    Seq2SeqLMMixin,
+    SHARED_EMBEDDING_TIES,
+    HfAttnPreTrainedModel,
+    build_token_embeddings,
     cache_of,
     cache_output,
+    lm_head_ties,
     resolve_cache_argument,
+    seq2seq_lm_loss,
+    seq2seq_lm_output,
+    shift_tokens_right,
 )
 
 
@@ -379,8 +383,8 @@ class TransformerSeq2SeqDecoderLayer(GradientCheckpointingLayer):
         return hidden_states, self_weights, cross_weights
 
 
-class TransformerSeq2SeqPreTrainedModel(RemoteCodeAutoMapMixin, ExplicitTiedWeightsMixin, PreTrainedModel):
-    """Weight initialisation, backend support flags and weight sharing for both model classes."""
+class TransformerSeq2SeqPreTrainedModel(HfAttnPreTrainedModel):
+    """Weight initialisation and backend support flags of both model classes."""
 
     config_class = TransformerSeq2SeqConfig
     config: TransformerSeq2SeqConfig
@@ -554,15 +558,34 @@ class TransformerSeq2SeqDecoder(TransformerSeq2SeqStack):
         )
 
 
-class TransformerSeq2SeqModel(EncoderDecoderEmbeddingsMixin, TransformerSeq2SeqPreTrainedModel):
+class TransformerSeq2SeqModel(TransformerSeq2SeqPreTrainedModel):
     """The bare encoder-decoder: returns the decoder's last hidden states (no output projection)."""
 
     def __init__(self, config: TransformerSeq2SeqConfig) -> None:
         super().__init__(config)
-        encoder_embeddings, decoder_embeddings = self._build_embeddings(config.d_model)
+        shared, encoder_embeddings, decoder_embeddings = build_token_embeddings(config, config.d_model)
+        if shared is not None:
+            self.shared = shared
+        self._tied_weights_keys = dict(SHARED_EMBEDDING_TIES) if shared is not None else {}
         self.encoder = TransformerSeq2SeqEncoder(config, encoder_embeddings)
         self.decoder = TransformerSeq2SeqDecoder(config, decoder_embeddings)
         self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.encoder.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        """Replace the source embeddings; with one shared matrix, the target side's too."""
+        if self.config.share_encoder_decoder_embeddings:
+            self.shared = value
+            self.decoder.embed_tokens = value
+        self.encoder.embed_tokens = value
+
+    def get_encoder(self, modality: str | None = None) -> nn.Module:
+        return self.encoder
+
+    def get_decoder(self) -> nn.Module:
+        return self.decoder
 
     @can_return_tuple
     def forward(
@@ -625,16 +648,88 @@ class TransformerSeq2SeqModel(EncoderDecoderEmbeddingsMixin, TransformerSeq2SeqP
         )
 
 
-class TransformerSeq2SeqForConditionalGeneration(
-    Seq2SeqLMMixin, TransformerSeq2SeqPreTrainedModel, GenerationMixin
-):
+class TransformerSeq2SeqForConditionalGeneration(TransformerSeq2SeqPreTrainedModel, GenerationMixin):
     """The encoder-decoder with its output projection: training loss and `generate()`."""
+
+    accepts_loss_kwargs = True
 
     def __init__(self, config: TransformerSeq2SeqConfig) -> None:
         super().__init__(config)
         self.model = TransformerSeq2SeqModel(config)
-        self._build_lm_head(config.d_model)
+        self.lm_head = nn.Linear(config.d_model, config.target_vocab_size, bias=False)
+        self._tied_weights_keys = lm_head_ties(config)
         self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head = value
+
+    def get_encoder(self, modality: str | None = None) -> nn.Module:
+        return self.model.encoder
+
+    def get_decoder(self) -> nn.Module:
+        return self.model.decoder
+
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: BaseModelOutput | tuple | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        num_items_in_batch: int | torch.Tensor | None = None,
+        cache: Cache | None = None,
+        **kwargs,
+    ) -> Seq2SeqLMOutput:
+        """Logits over the target vocabulary; with ``labels`` (-100 = ignore) also the label-smoothed loss.
+
+        Without ``decoder_input_ids`` the labels are shifted right behind
+        ``decoder_start_token_id`` to form the decoder input (teacher forcing). Trainer passes
+        ``num_items_in_batch``: the loss then averages over the true token count of the whole
+        optimizer step (``accepts_loss_kwargs``), not over this micro-batch.
+        """
+        if labels is not None:
+            use_cache = False
+            if decoder_input_ids is None and decoder_inputs_embeds is None:
+                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            encoder_outputs=encoder_outputs,
+            cache=resolve_cache_argument(cache, past_key_values),
+            inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            **kwargs,
+        )
+        logits = self.lm_head(outputs.last_hidden_state)
+        loss = None
+        if labels is not None:
+            loss = seq2seq_lm_loss(logits, labels, self.config.label_smoothing, num_items_in_batch)
+        return seq2seq_lm_output(outputs, logits, loss)
 
     def _expand_inputs_for_generation(
         self,

@@ -8,10 +8,10 @@ Then the experiment measures each claim of the project's seed notes:
 
 * quality, overall and by source length (test BLEU/chrF, Bahdanau et al. 2014 Fig. 2);
 * alignments the decoder learned (cross-attention heatmaps of real test verses);
-* vanishing gradients (:mod:`hf_attn.gradient_probe` on long verses, trained and at init);
-* sequential computation (:mod:`hf_attn.length_scaling`: training tokens/s against length);
+* vanishing gradients (:mod:`research.experiment.gradient_probe` on long verses, trained and at init);
+* sequential computation (:mod:`research.experiment.length_scaling`: training tokens/s against length);
 
-and writes ``results.json``, the figures and a report (:mod:`hf_attn.experiment_report`)
+and writes ``results.json``, the figures and a report (:mod:`research.experiment.report`)
 whose conclusions are computed from the numbers. Re-running with the same output folder
 skips models whose training already finished with the same config and resumes one that
 was interrupted (the training loop restarts from its last checkpoint).
@@ -21,14 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import logging
 import os
-import platform
 import random
-import re
 import shlex
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,24 +37,23 @@ import torch
 import transformers
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from .cards import write_model_card
-from .checkpointing import atomic_directory, atomic_write_json
-from .data import load_bible_corpus
-from .evaluation import DEFAULT_LENGTH_BUCKETS, alignment, evaluate_model
-from .experiment_report import FIGURES_DIR, REPORT_NAME, write_report
+from hf_attn.atomic import atomic_directory, atomic_write_json, read_json_if_exists
+from hf_attn.cards import write_model_card
+from hf_attn.data import load_bible_corpus
+from hf_attn.evaluation import DEFAULT_LENGTH_BUCKETS, evaluate_model
+from hf_attn.generation import alignment
+from hf_attn.inference import load_model_and_tokenizer
+from hf_attn.plotting import plot_attention, plot_bleu_by_length, plot_learning_curves, plot_series
+from hf_attn.quickstart import shared_tokenizer_dir
+from hf_attn.tokenization import load_tokenizer
+from hf_attn.training.config import TrainingConfig, load_training_config
+from hf_attn.training.loop import train
+from hf_attn.training.setup import build_model
+
+from ..provenance import describe_machine, load_average
 from .gradient_probe import probe_gradients
-from .inference import load_model_and_tokenizer
 from .length_scaling import training_tokens_per_second
-from .plotting import (
-    plot_attention,
-    plot_bleu_by_length,
-    plot_learning_curves,
-    plot_series,
-)
-from .quickstart import shared_tokenizer_dir
-from .tokenization import load_tokenizer
-from .training import build_model, train
-from .training_config import TrainingConfig, load_training_config
+from .report import FIGURES_DIR, REPORT_NAME, write_report
 
 logger = logging.getLogger(__name__)
 
@@ -267,56 +262,7 @@ def select_heatmap_verses(split: datasets.Dataset, word_counts: Sequence[int]) -
     return [split[i] for i in picks]
 
 
-# ------------------------------------------------------------------------------ machine
-
-
-def hardware_description(device: torch.device) -> dict[str, Any]:
-    """CPU model, core counts, library versions and the accelerator that ran the analyses."""
-    cpu = platform.processor() or "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        match = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(encoding="utf-8"), re.MULTILINE)
-        cpu = match.group(1).strip() if match else cpu
-    return {
-        "cpu": cpu,
-        "logical_cpus": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "device": str(device),
-        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "platform": platform.platform(),
-        "git_commit": _git_commit(),
-    }
-
-
-def _git_commit() -> str | None:
-    """The commit of the hf_attn checkout that ran (None outside a git checkout)."""
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() or None
-
-
-def _load_average() -> list[float]:
-    return [round(value, 2) for value in os.getloadavg()]
-
-
 # ------------------------------------------------------------------------------ training and testing
-
-
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _finished_summary(config: TrainingConfig) -> dict[str, Any] | None:
@@ -326,7 +272,7 @@ def _finished_summary(config: TrainingConfig) -> dict[str, Any] | None:
     # A restarted run rewrites training_config.json first, so an older summary.json is stale.
     if not (summary.is_file() and saved.is_file()) or summary.stat().st_mtime < saved.stat().st_mtime:
         return None
-    return _read_json(summary) if _read_json(saved) == config.to_dict() else None
+    return read_json_if_exists(summary) if read_json_if_exists(saved) == config.to_dict() else None
 
 
 def train_model(config: TrainingConfig) -> dict[str, Any]:
@@ -339,12 +285,12 @@ def train_model(config: TrainingConfig) -> dict[str, Any]:
     summary = _finished_summary(config)
     if summary is not None:
         logger.info("%s already trained with this config: skipping", config.output_dir)
-        return {"summary": summary, "reused": True, **(_read_json(conditions) if conditions.is_file() else {})}
-    load_before, started = _load_average(), time.perf_counter()
+        return {"summary": summary, "reused": True, **(read_json_if_exists(conditions) or {})}
+    load_before, started = load_average(), time.perf_counter()
     summary = dataclasses.asdict(train(config))
     measured = {
         "wall_seconds": round(time.perf_counter() - started, 1),
-        "load_average": {"start": load_before, "end": _load_average()},
+        "load_average": {"start": load_before, "end": load_average()},
     }
     atomic_write_json(conditions, measured)
     return {"summary": summary, "reused": False, **measured}
@@ -361,13 +307,13 @@ def test_model(
     """Test metrics and hypotheses, reusing a saved evaluation of the same model, verses and beam size."""
     test_dir = run_dir / "test"
     selection = {"ids": list(test_split["id"]), "num_beams": num_beams}
-    if reuse and (test_dir / "selection.json").is_file() and _read_json(test_dir / "selection.json") == selection:
+    if reuse and read_json_if_exists(test_dir / "selection.json") == selection:
         logger.info("Reusing the test evaluation in %s", test_dir)
     else:
         evaluate_model(model, tokenizer, test_split, output_dir=test_dir, num_beams=num_beams)
         atomic_write_json(test_dir / "selection.json", selection)
     hypotheses = (test_dir / "hypotheses.txt").read_text(encoding="utf-8").splitlines()
-    return _read_json(test_dir / "metrics.json"), hypotheses
+    return read_json_if_exists(test_dir / "metrics.json"), hypotheses
 
 
 # ------------------------------------------------------------------------------ analyses
@@ -585,7 +531,7 @@ def train_and_test(
         "reused": trained["reused"],
         "wall_seconds": trained.get("wall_seconds"),
         "load_average": trained.get("load_average"),
-        "history": _read_json(run_dir / "history.json"),
+        "history": read_json_if_exists(run_dir / "history.json"),
         "test": metrics,
         "samples": _samples(test_split, hypotheses),
     }
@@ -607,7 +553,10 @@ def _results_header(
         "command": command_line(settings),
         "quick": settings.quick,
         "settings": dataclasses.asdict(settings),
-        "hardware": {**hardware_description(device), "load_average_start": _load_average()},
+        "hardware": {
+            **describe_machine(str(device), torch.get_num_threads()),
+            "load_average_start": load_average(),
+        },
         "tokenizer": {"path": str(tokenizer_dir), "vocab_size": len(tokenizer)},
         "test_set": {
             "verses": len(test_split),
@@ -658,7 +607,7 @@ def run_experiment(settings: ExperimentSettings) -> dict[str, Any]:
         results["figures"] = draw_comparison_figures(results, figures_dir)
 
     atomic_directory(output_dir / FIGURES_DIR, analyse_and_draw)
-    results["hardware"]["load_average_end"] = _load_average()
+    results["hardware"]["load_average_end"] = load_average()
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
     atomic_write_json(output_dir / "results.json", results)
     for target in [output_dir] + ([Path(settings.docs_dir)] if settings.docs_dir else []):

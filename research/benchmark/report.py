@@ -1,4 +1,4 @@
-"""Turns the results of :mod:`hf_attn.benchmarking` into tables, a plot and ``docs/benchmarks.md``.
+"""Turns the results of :mod:`research.benchmark.run` into tables, a plot and ``docs/benchmarks.md``.
 
 Everything here reads only the results dictionary (the JSON the script writes), so the
 document can be regenerated from a saved JSON without rerunning anything.
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .plotting import plot_series
+from hf_attn.plotting import plot_series
 
 SCALING_PLOT = "benchmark_scaling.png"
 
@@ -64,15 +64,18 @@ def comparisons_table(results: dict[str, Any]) -> str:
                 continue
             fraction = summary[fraction_field]
             met = "—" if target is None else f"≥ {target:.2f}: {'yes' if fraction >= target else 'no'}"
-            rows.append([
-                f"Training efficiency ({_label(results, key)}), {counted}",
-                "model FLOP/s ÷ matmul FLOP/s",
-                f"{summary[gflops_field]:.1f} GFLOP/s",
-                f"matmul {summary['matmul_gflops']:.1f} GFLOP/s",
-                f"**{fraction:.2f}**",
-                met,
-            ])
-    return table(["comparison", "metric", "hf_attn", "peer / ceiling", "ratio (min–max over rounds)", "target met"], rows)
+            rows.append(
+                [
+                    f"Training efficiency ({_label(results, key)}), {counted}",
+                    "model FLOP/s ÷ matmul FLOP/s",
+                    f"{summary[gflops_field]:.1f} GFLOP/s",
+                    f"matmul {summary['matmul_gflops']:.1f} GFLOP/s",
+                    f"**{fraction:.2f}**",
+                    met,
+                ]
+            )
+    headers = ["comparison", "metric", "hf_attn", "peer / ceiling", "ratio (min–max over rounds)", "target met"]
+    return table(headers, rows)
 
 
 def training_table(results: dict[str, Any], family: str) -> str:
@@ -81,23 +84,35 @@ def training_table(results: dict[str, Any], family: str) -> str:
         system = results["systems"][key]
         if system["family"] != family:
             continue
-        rows.append([
-            system["label"],
-            f"{s['target_tokens_per_s']:.1f}",
-            f"{s['total_tokens_per_s']:.1f}",
-            ", ".join(f"{r:.0f}" for r in s["target_tokens_per_s_rounds"]),
-            f"{s['seconds_per_pass']:.2f}",
-            f"{s['peak_rss_mb']:.0f} (+{s['peak_rss_mb'] - system['baseline_rss_mb']:.0f})",
-            f"{system['parameters'] / 1e6:.2f} M",
-            f"{s['matmul_gflops']:.1f}",
-            f"{s['model_gflops']:.1f}" if "model_gflops" in s else "—",
-            f"{s['fraction_of_matmul']:.2f} / {s['fraction_of_matmul_with_output_projection']:.2f}"
-            if "fraction_of_matmul" in s else "—",
-        ])
+        rows.append(
+            [
+                system["label"],
+                f"{s['target_tokens_per_s']:.1f}",
+                f"{s['total_tokens_per_s']:.1f}",
+                ", ".join(f"{r:.0f}" for r in s["target_tokens_per_s_rounds"]),
+                f"{s['seconds_per_pass']:.2f}",
+                f"{s['peak_rss_mb']:.0f} (+{s['peak_rss_mb'] - system['baseline_rss_mb']:.0f})",
+                f"{system['parameters'] / 1e6:.2f} M",
+                f"{s['matmul_gflops']:.1f}",
+                f"{s['model_gflops']:.1f}" if "model_gflops" in s else "—",
+                f"{s['fraction_of_matmul']:.2f} / {s['fraction_of_matmul_with_output_projection']:.2f}"
+                if "fraction_of_matmul" in s
+                else "—",
+            ]
+        )
     return table(
-        ["system", "target tok/s", "source+target tok/s", "target tok/s per round", "s / pass",
-         "peak RSS MB (+ over imports)", "parameters", "matmul GFLOP/s", "model GFLOP/s",
-         "fraction of matmul (without / with output projection)"],
+        [
+            "system",
+            "target tok/s",
+            "source+target tok/s",
+            "target tok/s per round",
+            "s / pass",
+            "peak RSS MB (+ over imports)",
+            "parameters",
+            "matmul GFLOP/s",
+            "model GFLOP/s",
+            "fraction of matmul (without / with output projection)",
+        ],
         rows,
     )
 
@@ -106,8 +121,7 @@ def generation_table(results: dict[str, Any]) -> str:
     generation = results.get("generation", {})
     keys = list(next(iter(generation.values()), {}))
     rows = [
-        [_label(results, key), *(f"{generation[mode][key]['tokens_per_s']:.1f}" for mode in generation)]
-        for key in keys
+        [_label(results, key), *(f"{generation[mode][key]['tokens_per_s']:.1f}" for mode in generation)] for key in keys
     ]
     return table(["system", *(f"{mode} tokens/s" for mode in generation)], rows)
 
@@ -120,12 +134,20 @@ def scaling_table(results: dict[str, Any]) -> str:
     ratios = results.get("scaling_ratios", {})
     ratio_keys = list(next(iter(ratios.values()), {}))
     rows = [
-        [length, row[keys[0]]["sentences_per_batch"], *(f"{row[k]['target_tokens_per_s']:.0f}" for k in keys),
-         *(f"{ratios[length][k]:.2f}" for k in ratio_keys)]
+        [
+            length,
+            row[keys[0]]["sentences_per_batch"],
+            *(f"{row[k]['target_tokens_per_s']:.0f}" for k in keys),
+            *(f"{ratios[length][k]:.2f}" for k in ratio_keys),
+        ]
         for length, row in scaling.items()
     ]
-    headers = ["length", "sentences / batch", *(f"{_label(results, k)} tok/s" for k in keys),
-               *(f"Transformer ÷ {_label(results, k)}" for k in ratio_keys)]
+    headers = [
+        "length",
+        "sentences / batch",
+        *(f"{_label(results, k)} tok/s" for k in keys),
+        *(f"Transformer ÷ {_label(results, k)}" for k in ratio_keys),
+    ]
     return table(headers, rows)
 
 
@@ -160,7 +182,10 @@ def plot_scaling(results: dict[str, Any], path: str | os.PathLike) -> Path:
         for key in keys
     }
     return plot_series(
-        series, path, xlabel="sentence length (tokens, source = target)", ylabel="training target tokens/s",
+        series,
+        path,
+        xlabel="sentence length (tokens, source = target)",
+        ylabel="training target tokens/s",
         title=f"Training throughput vs sentence length ({results['settings']['scaling_tokens']} tokens per batch)",
         logy=True,
     )
@@ -172,22 +197,31 @@ def _machine_section(results: dict[str, Any]) -> str:
     modified = ", ".join(git.get("uncommitted_package_files") or []) or "none"
     lines = [
         f"- CPU: {m['cpu']}, {m['usable_cpus']} usable of {m['logical_cpus']} logical CPUs, "
-        f"{m['threads_per_system']} torch thread(s) per system; {m.get('memory_gb')} GB memory"
+        f"{m['threads']} torch thread(s) per system; {m.get('memory_gb')} GB memory"
         + (f"; GPU: {m['gpu']}" if m.get("gpu") else ""),
         f"- Python {m['python']}, torch {m['torch']}, transformers {m['transformers']}; "
         f"device {s['device']}, {s['dtype']}",
         "- Memory allocator: "
-        + ("glibc told to keep freed memory in the process (`--keep-freed-memory`: "
-           "`MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_` = 1 GiB), for every system"
-           if s.get("keep_freed_memory") else "glibc defaults (large freed blocks go back to the OS)"),
+        + (
+            "glibc told to keep freed memory in the process (`--keep-freed-memory`: "
+            "`MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_` = 1 GiB), for every system"
+            if s.get("keep_freed_memory")
+            else "glibc defaults (large freed blocks go back to the OS)"
+        ),
         f"- Load average (1, 5, 15 min) at start {m['load_average_at_start']}, at end {m.get('load_average_at_end')}: "
         "the machine was shared, so absolute numbers are noisy; ratios are per round.",
-        *([f"- {m['threads_per_system']} thread(s) per system on {m['usable_cpus']} CPUs: on a shared machine a "
-            "multi-threaded torch op stalls at its OpenMP barrier whenever another process holds a core, and "
-            "throughput then swings several-fold from round to round; fewer threads measure compute, not "
-            "scheduling. Compare thread counts only between runs on an idle machine."]
-          if m["threads_per_system"] < m["usable_cpus"] else []),
-        f"- Code: commit {git.get('commit')}; hf_attn files differing from it (modified or untracked) at the time: {modified}",
+        *(
+            [
+                f"- {m['threads']} thread(s) per system on {m['usable_cpus']} CPUs: on a shared machine a "
+                "multi-threaded torch op stalls at its OpenMP barrier whenever another process holds a core, and "
+                "throughput then swings several-fold from round to round; fewer threads measure compute, not "
+                "scheduling. Compare thread counts only between runs on an idle machine."
+            ]
+            if m["threads"] < m["usable_cpus"]
+            else []
+        ),
+        f"- Code: commit {git.get('commit')}; files of hf_attn/ and research/ differing from it (modified or "
+        f"untracked) at the time: {modified}",
         f"- Run: {results['created']}, {results['wall_seconds']:.0f} s wall time",
     ]
     return "\n".join(lines)
@@ -227,7 +261,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         "python scripts/benchmark.py --quick --no-joey      # smoke test, a minute or two\n"
         "python scripts/benchmark.py --size base --device cuda --dtype bf16 --write-docs   # on a GPU\n"
         "```\n"
-        "Joey NMT runs from its own venv (`--joey-venv`, created on first use with "
+        "Joey NMT runs from its own venv (`--joey-venv`, default `$XDG_CACHE_HOME/hf_attn/joey-venv` or "
+        "`~/.cache/hf_attn/joey-venv`, created on first use with "
         "`pip install torch==<this torch> joeynmt==2.3.0 importlib_metadata`); hf_attn's environment never gets it.",
         "## Models and data",
         f"Size `{s['size']}`: vocabulary {size.get('vocab_size')}, d_model {size.get('d_model')}, "

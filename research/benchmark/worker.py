@@ -1,4 +1,4 @@
-"""One system under benchmark, served in its own process; see :mod:`hf_attn.benchmarking` for the driver.
+"""One system under benchmark, served in its own process; :mod:`research.benchmark.driver` starts and drives it.
 
 Each system (hf_attn's Transformer or RNN, ``MarianMTModel``, Joey NMT's RNN) lives in a
 separate worker process so that its peak memory (``ru_maxrss``) is its own, and so that
@@ -7,7 +7,8 @@ asks them in turn to run one timed pass (A, B, A, B, ...): all systems see the s
 shared machine. Commands and answers are JSON lines on stdin/stdout.
 
 This file imports only the standard library and torch at module level: Joey NMT's venv runs
-it by path (``python hf_attn/benchmark_worker.py --spec ...``) without hf_attn installed.
+it by path (``python -P research/benchmark/worker.py --spec ...``) with neither hf_attn nor
+research importable there.
 """
 
 from __future__ import annotations
@@ -138,8 +139,17 @@ def joey_system(spec: dict[str, Any], device: torch.device) -> TrainableSystem:
     from joeynmt.vocabulary import Vocabulary
 
     specials = SimpleNamespace(
-        unk_token="<unk>", unk_id=0, pad_token="<pad>", pad_id=JOEY_PAD_ID, bos_token="<s>", bos_id=JOEY_BOS_ID,
-        eos_token="</s>", eos_id=JOEY_EOS_ID, sep_token=None, sep_id=None, lang_tags=[],
+        unk_token="<unk>",
+        unk_id=0,
+        pad_token="<pad>",
+        pad_id=JOEY_PAD_ID,
+        bos_token="<s>",
+        bos_id=JOEY_BOS_ID,
+        eos_token="</s>",
+        eos_id=JOEY_EOS_ID,
+        sep_token=None,
+        sep_id=None,
+        lang_tags=[],
     )
     with open(spec["joey_vocab_file"], encoding="utf-8") as handle:
         vocabulary = Vocabulary([line.rstrip("\n") for line in handle], specials)
@@ -281,7 +291,8 @@ class Worker:
         synchronize(self.device)
         seconds = time.perf_counter() - started
         model.train()
-        return {"seconds": seconds, "tokens": tokens, "sentences": sum(b["input_ids"].shape[0] for b in self.generation_batches)}
+        sentences = sum(b["input_ids"].shape[0] for b in self.generation_batches)
+        return {"seconds": seconds, "tokens": tokens, "sentences": sentences}
 
     def memory(self) -> dict[str, float]:
         memory = {"max_rss_mb": round(peak_rss_mb(), 1)}
@@ -320,7 +331,9 @@ def serve(spec: dict[str, Any], commands: Iterator[str], answer: Callable[[dict[
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Benchmark worker (started by hf_attn.benchmarking; not for direct use).")
+    parser = argparse.ArgumentParser(
+        description="Benchmark worker (started by research.benchmark.driver; not for direct use)."
+    )
     parser.add_argument("--spec", required=True, help="JSON file describing the system to build")
     args = parser.parse_args(argv)
     with open(args.spec, encoding="utf-8") as handle:

@@ -8,6 +8,7 @@ library so it can travel with the remote-code files.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
@@ -49,6 +50,23 @@ def require_token_id(name: str, value: Any, vocab_size: int, optional: bool = Fa
     if value is None and optional:
         return
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < vocab_size:
-        raise ValueError(
-            f"`{name}` must be a token id in [0, {vocab_size}) (the vocabulary size), got {value!r}."
-        )
+        raise ValueError(f"`{name}` must be a token id in [0, {vocab_size}) (the vocabulary size), got {value!r}.")
+
+
+def described(default: Any, description: str) -> Any:
+    """A config field whose meaning travels with it (``metadata["description"]``).
+
+    Model cards and the class docstring read these, so reformatting a docstring cannot
+    silently drop a field's meaning from a card.
+    """
+    return dataclasses.field(default=default, metadata={"description": description})
+
+
+def document_fields(config_class: type) -> None:
+    """Append an ``Args:`` section built from the fields' descriptions to ``config_class.__doc__``."""
+    lines = [
+        f"        {field.name}: {field.metadata['description']}"
+        for field in dataclasses.fields(config_class)
+        if "description" in field.metadata
+    ]
+    config_class.__doc__ = (config_class.__doc__ or "").rstrip() + "\n\n    Args:\n" + "\n".join(lines) + "\n"

@@ -1,7 +1,7 @@
 """The seed experiment's report: markdown written from the measured numbers, conclusions included.
 
 Every sentence that states a result is a template filled from ``results.json`` (as
-:func:`hf_attn.experiment.run_experiment` writes it), and each claim of the seed notes gets
+:func:`research.experiment.run.run_experiment` writes it), and each claim of the seed notes gets
 a verdict computed by a rule stated next to it: "held", "did not hold", "inconclusive"
 (a difference inside the noise margin) or "mixed" (held against some models, not others).
 Nothing here trains or loads a model, so the report can be re-rendered from a results file.
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .checkpointing import atomic_directory, atomic_write_text
+from hf_attn.atomic import atomic_directory, atomic_write_text
 
 REPORT_NAME = "experiment.md"
 FIGURES_DIR = "experiment"
@@ -274,18 +274,20 @@ def _section_setup(results: dict[str, Any]) -> str:
     gpu = f", GPU {hardware['gpu']}" if hardware.get("gpu") else ""
     cores = f"{hardware['usable_cpus']} usable of {hardware['logical_cpus']} logical cores"
     loads = f"{hardware['load_average_start']} at the start, {hardware.get('load_average_end', '?')} at the end"
+    git = hardware["git"]
+    uncommitted = ", ".join(git["uncommitted_package_files"]) or "none"
     reused = sum(entry["reused"] for entry in results["models"].values())
     wall = f"{results['wall_seconds'] / 60:.1f} minutes" + (
         f" for this invocation, which reused {reused} finished training run(s)" if reused else " in all"
     )
     rows = [
-        ("CPU", f"{hardware['cpu']} ({cores}, torch on {hardware['torch_threads']} threads)"),
+        ("CPU", f"{hardware['cpu']} ({cores}, torch on {hardware['threads']} threads)"),
         ("device", f"{hardware['device']}{gpu}"),
         (
             "software",
             f"Python {hardware['python']}, torch {hardware['torch']}, transformers {hardware['transformers']}",
         ),
-        ("code", f"hf_attn commit {hardware.get('git_commit') or 'unknown'}"),
+        ("code", f"commit {git['commit'] or 'unknown'}; hf_attn/ and research/ files differing from it: {uncommitted}"),
         ("load average (1/5/15 min)", loads),
         ("wall time", wall),
     ]

@@ -1,8 +1,10 @@
-"""Pieces both hf_attn models share: embeddings and weight ties, the LM head and loss, remote-code metadata.
+"""Functions both hf_attn models share: shift and loss, both names of the cache, embeddings and ties, saving.
 
 Both models are an encoder and a decoder behind the same interface; what is the same in
-both lives here once. This file is a sibling of the modeling files and imports only torch
-and transformers, so ``save_pretrained`` copies it with them for ``trust_remote_code``.
+both lives here once, as functions each modeling file calls from its own ``forward`` (and
+one PreTrainedModel base for transformers' saving/loading plumbing). This file is a sibling
+of the modeling files and imports only torch and transformers, so ``save_pretrained``
+copies it with them for ``trust_remote_code``.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers import PreTrainedModel
 from transformers.cache_utils import Cache
 from transformers.modeling_outputs import Seq2SeqLMOutput
-from transformers.utils import can_return_tuple
 
 # transformers 5.24 renamed the generation cache from `past_key_values` to `cache` in forward
 # arguments, output dataclass fields and what `generate()` passes to the model. Both models
@@ -114,9 +116,7 @@ def seq2seq_lm_loss(
     training average over the true number of tokens instead of averaging batch means.
     """
     if logits.shape[:-1] != labels.shape:
-        raise ValueError(
-            f"`labels` shape {tuple(labels.shape)} does not match the logits' {tuple(logits.shape[:-1])}."
-        )
+        raise ValueError(f"`labels` shape {tuple(labels.shape)} does not match the logits' {tuple(logits.shape[:-1])}.")
     vocab_size = logits.size(-1)
     flat_labels = labels.reshape(-1).to(logits.device)
     out_of_range = (flat_labels != -100) & ((flat_labels < 0) | (flat_labels >= vocab_size))
@@ -131,13 +131,18 @@ def seq2seq_lm_loss(
     return total / num_items_in_batch
 
 
-class RemoteCodeAutoMapMixin:
-    """Completes ``config.auto_map`` on save so every Auto class works with ``trust_remote_code``.
+class HfAttnPreTrainedModel(PreTrainedModel):
+    """What both models need from transformers' saving and loading beyond what the library does for outside models.
 
-    ``transformers`` writes an ``auto_map`` entry only for the class being saved (plus
-    ``AutoConfig``); a checkpoint of the generation model would then not load through
-    ``AutoModel``. Subclasses list the classes of their modeling file in
-    ``_remote_code_auto_classes`` as ``{auto class name: class name}``.
+    * ``save_pretrained`` completes ``config.auto_map``: transformers writes an entry only for
+      the class being saved (plus ``AutoConfig``), so a checkpoint of the generation model
+      would not load through ``AutoModel`` with ``trust_remote_code``. Subclasses list their
+      file's classes in ``_remote_code_auto_classes`` as ``{auto class name: class name}``.
+    * Ties follow each model's own ``_tied_weights_keys`` whatever ``tie_word_embeddings``
+      says: the base class honours them only when it is set, but sharing source and target
+      embeddings is a separate switch (``share_encoder_decoder_embeddings``).
+    * A tie source the checkpoint lacks stays reported and initialised (see
+      :meth:`mark_tied_weights_as_initialized`).
     """
 
     _remote_code_auto_classes: dict[str, str] = {}
@@ -150,15 +155,6 @@ class RemoteCodeAutoMapMixin:
                 auto_map[auto_class] = f"{module}.{class_name}"
             self.config.auto_map = auto_map
         return super().save_pretrained(save_directory, *args, **kwargs)
-
-
-class ExplicitTiedWeightsMixin:
-    """Applies a model's ``_tied_weights_keys`` whatever ``tie_word_embeddings`` says.
-
-    The base class honours ``_tied_weights_keys`` only when ``tie_word_embeddings`` is set;
-    sharing source and target embeddings is a separate switch, so each hf_attn model class
-    sets its own ``{target: source}`` ties in ``__init__`` from both switches.
-    """
 
     def get_expanded_tied_weights_keys(self, all_submodels: bool = False) -> dict:
         if all_submodels:
@@ -184,138 +180,44 @@ class ExplicitTiedWeightsMixin:
                 self.get_parameter_or_buffer(source)._is_hf_initialized = False
 
 
-class EncoderDecoderEmbeddingsMixin:
-    """Token embeddings of a base encoder-decoder model (``self.encoder``/``self.decoder``).
+SHARED_EMBEDDING_TIES = {"encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"}
+"""A base model's ties when one embedding matrix (``shared``) serves source and target."""
 
-    With ``share_encoder_decoder_embeddings`` one matrix (``self.shared``) serves both sides
-    and the encoder's and decoder's copies are declared tied to it.
+
+def build_token_embeddings(config: Any, embedding_dim: int) -> tuple[nn.Embedding | None, nn.Embedding, nn.Embedding]:
+    """``(shared, source, target)`` embeddings of a base model; ``shared`` is None without one shared matrix.
+
+    With ``share_encoder_decoder_embeddings`` one matrix serves both sides (declare
+    :data:`SHARED_EMBEDDING_TIES`); otherwise the target embeddings have ``decoder_vocab_size`` rows.
     """
-
-    def _build_embeddings(self, embedding_dim: int) -> tuple[nn.Embedding, nn.Embedding]:
-        """(source, target) embeddings; call before building the encoder and decoder."""
-        config = self.config
-        if config.share_encoder_decoder_embeddings:
-            self.shared = nn.Embedding(config.vocab_size, embedding_dim, config.pad_token_id)
-            self._tied_weights_keys = {
-                "encoder.embed_tokens.weight": "shared.weight",
-                "decoder.embed_tokens.weight": "shared.weight",
-            }
-            return self.shared, self.shared
-        self._tied_weights_keys = {}
-        return (
-            nn.Embedding(config.vocab_size, embedding_dim, config.pad_token_id),
-            nn.Embedding(config.target_vocab_size, embedding_dim, config.pad_token_id),
-        )
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.encoder.embed_tokens
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        if self.config.share_encoder_decoder_embeddings:
-            self.shared = value
-            self.decoder.embed_tokens = value
-        self.encoder.embed_tokens = value
-
-    def get_encoder(self, modality: str | None = None) -> nn.Module:
-        return self.encoder
-
-    def get_decoder(self) -> nn.Module:
-        return self.decoder
+    if config.share_encoder_decoder_embeddings:
+        shared = nn.Embedding(config.vocab_size, embedding_dim, config.pad_token_id)
+        return shared, shared, shared
+    return (
+        None,
+        nn.Embedding(config.vocab_size, embedding_dim, config.pad_token_id),
+        nn.Embedding(config.target_vocab_size, embedding_dim, config.pad_token_id),
+    )
 
 
-class Seq2SeqLMMixin:
-    """The generation model around a base model ``self.model``: output projection, loss, accessors.
+def lm_head_ties(config: Any) -> dict[str, str]:
+    """The output projection's tie to the target embeddings, when ``tie_word_embeddings`` asks for one."""
+    if not config.tie_word_embeddings:
+        return {}
+    source = "model.shared" if config.share_encoder_decoder_embeddings else "model.decoder.embed_tokens"
+    return {"lm_head.weight": f"{source}.weight"}
 
-    ``forward`` shifts ``labels`` into decoder inputs, projects the decoder output to the
-    target vocabulary and computes the label-smoothed loss. Trainer passes
-    ``num_items_in_batch``; the loss then averages over the true token count of the whole
-    optimizer step, which ``accepts_loss_kwargs`` declares.
-    """
 
-    accepts_loss_kwargs = True
-
-    def _build_lm_head(self, hidden_size: int) -> None:
-        """Output projection, tied to the target embeddings when ``tie_word_embeddings`` is set."""
-        config = self.config
-        self.lm_head = nn.Linear(hidden_size, config.target_vocab_size, bias=False)
-        source = "model.shared" if config.share_encoder_decoder_embeddings else "model.decoder.embed_tokens"
-        self._tied_weights_keys = {"lm_head.weight": f"{source}.weight"} if config.tie_word_embeddings else {}
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.model.get_input_embeddings()
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.model.set_input_embeddings(value)
-
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.lm_head
-
-    def set_output_embeddings(self, value: nn.Linear) -> None:
-        self.lm_head = value
-
-    def get_encoder(self, modality: str | None = None) -> nn.Module:
-        return self.model.encoder
-
-    def get_decoder(self) -> nn.Module:
-        return self.model.decoder
-
-    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
-        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
-
-    @can_return_tuple
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        decoder_input_ids: torch.LongTensor | None = None,
-        decoder_attention_mask: torch.Tensor | None = None,
-        encoder_outputs: Any = None,
-        past_key_values: Cache | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        decoder_inputs_embeds: torch.Tensor | None = None,
-        labels: torch.LongTensor | None = None,
-        use_cache: bool | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        num_items_in_batch: int | torch.Tensor | None = None,
-        cache: Cache | None = None,
-        **kwargs,
-    ) -> Seq2SeqLMOutput:
-        """Logits over the target vocabulary; with ``labels`` (-100 = ignore) also the label-smoothed loss.
-
-        Without ``decoder_input_ids`` the labels are shifted right behind
-        ``decoder_start_token_id`` to form the decoder input (teacher forcing).
-        """
-        if labels is not None:
-            use_cache = False
-            if decoder_input_ids is None and decoder_inputs_embeds is None:
-                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
-        outputs = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            decoder_input_ids=decoder_input_ids,
-            decoder_attention_mask=decoder_attention_mask,
-            encoder_outputs=encoder_outputs,
-            cache=resolve_cache_argument(cache, past_key_values),
-            inputs_embeds=inputs_embeds,
-            decoder_inputs_embeds=decoder_inputs_embeds,
-            use_cache=use_cache,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            **kwargs,
-        )
-        logits = self.lm_head(outputs.last_hidden_state)
-        loss = None
-        if labels is not None:
-            loss = seq2seq_lm_loss(logits, labels, self.config.label_smoothing, num_items_in_batch)
-        return Seq2SeqLMOutput(
-            loss=loss,
-            logits=logits,
-            **cache_output(cache_of(outputs)),
-            decoder_hidden_states=outputs.decoder_hidden_states,
-            decoder_attentions=outputs.decoder_attentions,
-            cross_attentions=outputs.cross_attentions,
-            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
-            encoder_hidden_states=outputs.encoder_hidden_states,
-            encoder_attentions=outputs.encoder_attentions,
-        )
+def seq2seq_lm_output(outputs: Any, logits: torch.Tensor, loss: torch.Tensor | None) -> Seq2SeqLMOutput:
+    """The generation model's output: its logits and loss, plus everything the base model returned."""
+    return Seq2SeqLMOutput(
+        loss=loss,
+        logits=logits,
+        **cache_output(cache_of(outputs)),
+        decoder_hidden_states=outputs.decoder_hidden_states,
+        decoder_attentions=outputs.decoder_attentions,
+        cross_attentions=outputs.cross_attentions,
+        encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+        encoder_hidden_states=outputs.encoder_hidden_states,
+        encoder_attentions=outputs.encoder_attentions,
+    )

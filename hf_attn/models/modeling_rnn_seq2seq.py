@@ -24,21 +24,24 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import GenerationMixin, PreTrainedModel
+from transformers import GenerationMixin
 from transformers import initialization as init
 from transformers.cache_utils import Cache
-from transformers.modeling_outputs import BaseModelOutput, Seq2SeqModelOutput
+from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 from transformers.utils import can_return_tuple, is_tracing
 
 from .attention import RNNAttention, build_rnn_attention
 from .configuration_rnn_seq2seq import RNNSeq2SeqConfig
 from .seq2seq_utils import (
-    EncoderDecoderEmbeddingsMixin,
-    ExplicitTiedWeightsMixin,
-    RemoteCodeAutoMapMixin,
-    Seq2SeqLMMixin,
+    SHARED_EMBEDDING_TIES,
+    HfAttnPreTrainedModel,
+    build_token_embeddings,
     cache_output,
+    lm_head_ties,
     resolve_cache_argument,
+    seq2seq_lm_loss,
+    seq2seq_lm_output,
+    shift_tokens_right,
 )
 
 RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
@@ -171,7 +174,44 @@ def _source_lengths(attention_mask: torch.Tensor) -> torch.Tensor:
     return lengths
 
 
-class RNNSeq2SeqPreTrainedModel(RemoteCodeAutoMapMixin, ExplicitTiedWeightsMixin, PreTrainedModel):
+def reverse_padded(sequences: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse the first ``lengths[b]`` positions of each row of (batch, length, ...); padding stays in place.
+
+    Its own inverse. Running a forward RNN over the reversed rows is the backward direction
+    of a bidirectional RNN that starts at each sentence's last real token, not at the padding.
+    """
+    positions = torch.arange(sequences.shape[1], device=sequences.device).unsqueeze(0)
+    reversed_positions = lengths.unsqueeze(1) - 1 - positions
+    index = torch.where(reversed_positions >= 0, reversed_positions, positions)
+    index = index.view(*index.shape, *([1] * (sequences.dim() - 2))).expand_as(sequences)
+    return sequences.gather(1, index)
+
+
+class RNNEncoderLayer(nn.Module):
+    """One encoder layer: a forward RNN and, if bidirectional, a backward RNN over the reversed sentences.
+
+    Each direction is one whole-sequence ``nn.LSTM``/``nn.GRU`` call on the padded batch (the
+    fused CPU/cuDNN kernels). The forward direction never sees the right padding before a
+    sentence's last token, and the backward one starts at that token (``reverse_padded``), so
+    padding does not change any state at a real position: what packed sequences guarantee,
+    without their slower, memory-layout-dependent CPU kernel.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, rnn_type: str, bidirectional: bool):
+        super().__init__()
+        rnn_class = _rnn_class(rnn_type)
+        self.forward_rnn = rnn_class(input_size, hidden_size, batch_first=True)
+        self.backward_rnn = rnn_class(input_size, hidden_size, batch_first=True) if bidirectional else None
+
+    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        outputs, _ = self.forward_rnn(inputs)
+        if self.backward_rnn is None:
+            return outputs
+        backward, _ = self.backward_rnn(reverse_padded(inputs, lengths))
+        return torch.cat([outputs, reverse_padded(backward, lengths)], dim=-1)
+
+
+class RNNSeq2SeqPreTrainedModel(HfAttnPreTrainedModel):
     """Shared loading, saving and weight initialisation of the RNN seq2seq models."""
 
     config: RNNSeq2SeqConfig
@@ -216,43 +256,6 @@ class RNNSeq2SeqPreTrainedModel(RemoteCodeAutoMapMixin, ExplicitTiedWeightsMixin
                 init.zeros_(module.weight[module.padding_idx])
 
 
-def reverse_padded(sequences: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Reverse the first ``lengths[b]`` positions of each row of (batch, length, ...); padding stays in place.
-
-    Its own inverse. Running a forward RNN over the reversed rows is the backward direction
-    of a bidirectional RNN that starts at each sentence's last real token, not at the padding.
-    """
-    positions = torch.arange(sequences.shape[1], device=sequences.device).unsqueeze(0)
-    reversed_positions = lengths.unsqueeze(1) - 1 - positions
-    index = torch.where(reversed_positions >= 0, reversed_positions, positions)
-    index = index.view(*index.shape, *([1] * (sequences.dim() - 2))).expand_as(sequences)
-    return sequences.gather(1, index)
-
-
-class RNNEncoderLayer(nn.Module):
-    """One encoder layer: a forward RNN and, if bidirectional, a backward RNN over the reversed sentences.
-
-    Each direction is one whole-sequence ``nn.LSTM``/``nn.GRU`` call on the padded batch (the
-    fused CPU/cuDNN kernels). The forward direction never sees the right padding before a
-    sentence's last token, and the backward one starts at that token (``reverse_padded``), so
-    padding does not change any state at a real position: what packed sequences guarantee,
-    without their slower, memory-layout-dependent CPU kernel.
-    """
-
-    def __init__(self, input_size: int, hidden_size: int, rnn_type: str, bidirectional: bool):
-        super().__init__()
-        rnn_class = _rnn_class(rnn_type)
-        self.forward_rnn = rnn_class(input_size, hidden_size, batch_first=True)
-        self.backward_rnn = rnn_class(input_size, hidden_size, batch_first=True) if bidirectional else None
-
-    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        outputs, _ = self.forward_rnn(inputs)
-        if self.backward_rnn is None:
-            return outputs
-        backward, _ = self.backward_rnn(reverse_padded(inputs, lengths))
-        return torch.cat([outputs, reverse_padded(backward, lengths)], dim=-1)
-
-
 class RNNEncoder(nn.Module):
     """Embeds the source and runs a stack of (bi)directional RNN layers over it.
 
@@ -295,7 +298,7 @@ class RNNEncoder(nn.Module):
             self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         )
         if inputs_embeds is None:
-            inputs_embeds = self.embed_tokens(input_ids)
+            inputs_embeds = self.embed_tokens(input_ids)  # batch x src_len x emb
         batch_size, source_length = inputs_embeds.shape[:2]
         if attention_mask is not None and attention_mask.shape != (batch_size, source_length):
             raise ValueError(
@@ -305,19 +308,21 @@ class RNNEncoder(nn.Module):
         if attention_mask is None:
             lengths = torch.full((batch_size,), source_length, dtype=torch.long, device=inputs_embeds.device)
         else:
-            lengths = _source_lengths(attention_mask)
+            lengths = _source_lengths(attention_mask)  # batch
         states = self.embedding_dropout(inputs_embeds)
         all_states = (inputs_embeds,) if output_hidden_states else None
         for index, layer in enumerate(self.layers):
+            # batch x src_len x (directions * encoder_hidden_size)
             states = layer(self.dropout(states) if index > 0 else states, lengths)
             if attention_mask is not None:
                 states = states * attention_mask.unsqueeze(-1).to(states.dtype)
             if output_hidden_states:
                 all_states += (states,)
+        # batch x encoder_hidden_size: the forward direction after the last real token
         last_forward = states[
             torch.arange(batch_size, device=states.device), lengths - 1, : self.config.encoder_hidden_size
         ]
-        final_state = last_forward
+        final_state = last_forward  # batch x encoder_output_size, once the backward state at position 0 joins
         if self.config.bidirectional_encoder:
             final_state = torch.cat([last_forward, states[:, 0, self.config.encoder_hidden_size :]], dim=-1)
         output = RNNEncoderOutput(
@@ -429,15 +434,16 @@ class RNNAttentionDecoder(nn.Module):
             for layer in range(rnn.num_layers)
         ]
         first_input_weight = parameters[0][0]
+        # batch x tgt_len x gates (gates = 4 * hidden for an LSTM, 3 * hidden for a GRU)
         embedding_gates = nn.functional.linear(
             embedded, first_input_weight[:, : self.config.embedding_size], parameters[0][2]
         )
         parameters[0][0] = first_input_weight[:, self.config.embedding_size :]
-        hidden = list(cache.hidden.unbind(1))
+        hidden = list(cache.hidden.unbind(1))  # layers x (batch x hidden)
         cells = list(cache.cell.unbind(1)) if is_lstm else None
-        previous = cache.attentional
+        previous = cache.attentional  # batch x hidden: h̃_{t-1}
         step_outputs, step_weights, step_rnn_outputs = [], [], []
-        for step_gates in embedding_gates.unbind(1):
+        for step_gates in embedding_gates.unbind(1):  # batch x gates
             layer_input = previous
             for layer, (weight_ih, weight_hh, bias_ih, bias_hh) in enumerate(parameters):
                 if layer == 0:
@@ -451,7 +457,8 @@ class RNNAttentionDecoder(nn.Module):
                 else:
                     hidden[layer] = cell_function(layer_input, hidden[layer], weight_ih, weight_hh, bias_ih, bias_hh)
                 layer_input = hidden[layer]
-            rnn_output = layer_input.unsqueeze(1)
+            rnn_output = layer_input.unsqueeze(1)  # batch x 1 x hidden: h_t
+            # batch x 1 x hidden (h̃_t), batch x 1 x src_len
             attentional, weights = self._attend(rnn_output, cache, encoder_states, encoder_mask)
             previous = attentional.squeeze(1)
             step_outputs.append(attentional)
@@ -464,15 +471,34 @@ class RNNAttentionDecoder(nn.Module):
         return torch.cat(step_outputs, dim=1), weights, torch.cat(step_rnn_outputs, dim=1)
 
 
-class RNNSeq2SeqModel(EncoderDecoderEmbeddingsMixin, RNNSeq2SeqPreTrainedModel):
+class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
     """Encoder and attention decoder; returns the attentional vectors h̃_t as ``last_hidden_state``."""
 
     def __init__(self, config: RNNSeq2SeqConfig):
         super().__init__(config)
-        encoder_embeddings, decoder_embeddings = self._build_embeddings(config.embedding_size)
+        shared, encoder_embeddings, decoder_embeddings = build_token_embeddings(config, config.embedding_size)
+        if shared is not None:
+            self.shared = shared
+        self._tied_weights_keys = dict(SHARED_EMBEDDING_TIES) if shared is not None else {}
         self.encoder = RNNEncoder(config, encoder_embeddings)
         self.decoder = RNNAttentionDecoder(config, decoder_embeddings)
         self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.encoder.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        """Replace the source embeddings; with one shared matrix, the target side's too."""
+        if self.config.share_encoder_decoder_embeddings:
+            self.shared = value
+            self.decoder.embed_tokens = value
+        self.encoder.embed_tokens = value
+
+    def get_encoder(self, modality: str | None = None) -> nn.Module:
+        return self.encoder
+
+    def get_decoder(self) -> nn.Module:
+        return self.decoder
 
     @can_return_tuple
     def forward(
@@ -538,14 +564,88 @@ class RNNSeq2SeqModel(EncoderDecoderEmbeddingsMixin, RNNSeq2SeqPreTrainedModel):
         )
 
 
-class RNNSeq2SeqForConditionalGeneration(Seq2SeqLMMixin, RNNSeq2SeqPreTrainedModel, GenerationMixin):
+class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, GenerationMixin):
     """RNN encoder-decoder with an output projection, a label-smoothed loss and ``generate()``."""
+
+    accepts_loss_kwargs = True
 
     def __init__(self, config: RNNSeq2SeqConfig):
         super().__init__(config)
         self.model = RNNSeq2SeqModel(config)
-        self._build_lm_head(config.hidden_size)
+        self.lm_head = nn.Linear(config.hidden_size, config.target_vocab_size, bias=False)
+        self._tied_weights_keys = lm_head_ties(config)
         self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head = value
+
+    def get_encoder(self, modality: str | None = None) -> nn.Module:
+        return self.model.encoder
+
+    def get_decoder(self) -> nn.Module:
+        return self.model.decoder
+
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: BaseModelOutput | tuple | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        num_items_in_batch: int | torch.Tensor | None = None,
+        cache: Cache | None = None,
+        **kwargs,
+    ) -> Seq2SeqLMOutput:
+        """Logits over the target vocabulary; with ``labels`` (-100 = ignore) also the label-smoothed loss.
+
+        Without ``decoder_input_ids`` the labels are shifted right behind
+        ``decoder_start_token_id`` to form the decoder input (teacher forcing). Trainer passes
+        ``num_items_in_batch``: the loss then averages over the true token count of the whole
+        optimizer step (``accepts_loss_kwargs``), not over this micro-batch.
+        """
+        if labels is not None:
+            use_cache = False
+            if decoder_input_ids is None and decoder_inputs_embeds is None:
+                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            encoder_outputs=encoder_outputs,
+            cache=resolve_cache_argument(cache, past_key_values),
+            inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            **kwargs,
+        )
+        logits = self.lm_head(outputs.last_hidden_state)
+        loss = None
+        if labels is not None:
+            loss = seq2seq_lm_loss(logits, labels, self.config.label_smoothing, num_items_in_batch)
+        return seq2seq_lm_output(outputs, logits, loss)
 
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:

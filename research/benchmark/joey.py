@@ -1,7 +1,7 @@
 """Joey NMT 2.3 as a benchmark peer: its venv, its model config, and a run of its own trainer.
 
 Joey NMT never enters hf_attn's environment: it lives in a venv of its own (created on
-first use), its model is built there by :mod:`hf_attn.benchmark_worker`, and its trainer
+first use), its model is built there by :mod:`research.benchmark.worker`, and its trainer
 runs there as ``python -m joeynmt train`` for the cross-check of the harness.
 """
 
@@ -15,23 +15,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from . import benchmark_worker
-
-if TYPE_CHECKING:
-    from .benchmarking import BenchmarkSettings, ModelSize, PreparedData
+from . import worker as benchmark_worker
+from .data import PreparedData
+from .settings import BenchmarkSettings, ModelSize
 
 logger = logging.getLogger(__name__)
 
 JOEY_VERSION = "2.3.0"
-DEFAULT_JOEY_VENV = Path.home() / ".cache" / "hf_attn" / "joey-venv"
 
 
 def joey_rnn_config(size: ModelSize, dropout: float) -> dict[str, Any]:
-    """Joey NMT's ``model:`` section with the dimensions of :func:`hf_rnn_config`."""
+    """Joey NMT's ``model:`` section with the dimensions of :func:`research.benchmark.systems.hf_rnn_config`."""
     embeddings = {"embedding_dim": size.rnn_hidden, "scale": False, "dropout": dropout}
     return {
         "initializer": "xavier_uniform",
@@ -74,7 +72,9 @@ def ensure_joey_venv(venv: Path) -> str:
     packages = [f"torch=={torch_version}", f"joeynmt=={JOEY_VERSION}", "importlib_metadata"]
     logger.warning(
         "Creating the Joey NMT venv at %s (pip install %s); this takes a few minutes and needs the package index. "
-        "Pass --no-joey to skip Joey NMT.", venv, " ".join(packages),
+        "Pass --no-joey to skip Joey NMT.",
+        venv,
+        " ".join(packages),
     )
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run([str(python), "-m", "pip", "install", "--quiet", *packages], check=True)
@@ -83,28 +83,59 @@ def ensure_joey_venv(venv: Path) -> str:
 
 def joey_cli_config(settings: BenchmarkSettings, data: PreparedData, joey_dir: Path) -> dict[str, Any]:
     """A Joey NMT training config on the same BPE ids (word level over our pieces), for its own trainer."""
-    side = {"level": "word", "voc_file": str(data.joey_vocab_file), "lowercase": False, "normalize": False,
-            "max_length": 128, "min_length": 1, "tokenizer_type": "none"}
+    side = {
+        "level": "word",
+        "voc_file": str(data.joey_vocab_file),
+        "lowercase": False,
+        "normalize": False,
+        "max_length": 128,
+        "min_length": 1,
+        "tokenizer_type": "none",
+    }
     return {
         "name": "hf_attn_benchmark",
         "joeynmt_version": JOEY_VERSION,
         "model_dir": str(joey_dir / "model"),
         "use_cuda": settings.device == "cuda",
         "data": {
-            "train": str(joey_dir / "train"), "dev": str(joey_dir / "dev"), "test": str(joey_dir / "dev"),
+            "train": str(joey_dir / "train"),
+            "dev": str(joey_dir / "dev"),
+            "test": str(joey_dir / "dev"),
             "dataset_type": "plain",
-            "src": {"lang": "en", **side}, "trg": {"lang": "es", **side},
+            "src": {"lang": "en", **side},
+            "trg": {"lang": "es", **side},
         },
-        "testing": {"beam_size": 1, "batch_size": 8, "batch_type": "sentence", "max_output_length": 4,
-                    "eval_metrics": ["bleu"]},
+        "testing": {
+            "beam_size": 1,
+            "batch_size": 8,
+            "batch_type": "sentence",
+            "max_output_length": 4,
+            "eval_metrics": ["bleu"],
+        },
         "training": {
-            "model_dir": str(joey_dir / "model"), "overwrite": True, "random_seed": settings.seed,
-            "optimizer": "adamw", "adam_betas": [0.9, 0.98], "learning_rate": settings.learning_rate,
-            "clip_grad_norm": settings.max_grad_norm, "batch_size": settings.max_tokens, "batch_type": "token",
-            "scheduling": "warmupinversesquareroot", "learning_rate_warmup": 100, "normalization": "tokens",
-            "label_smoothing": 0.1, "loss": "crossentropy", "epochs": 1, "updates": settings.joey_cli_steps,
-            "logging_freq": 10, "validation_freq": 10**6, "shuffle": True, "keep_best_ckpts": 1,
-            "print_valid_sents": [], "use_cuda": settings.device == "cuda", "num_workers": 0,
+            "model_dir": str(joey_dir / "model"),
+            "overwrite": True,
+            "random_seed": settings.seed,
+            "optimizer": "adamw",
+            "adam_betas": [0.9, 0.98],
+            "learning_rate": settings.learning_rate,
+            "clip_grad_norm": settings.max_grad_norm,
+            "batch_size": settings.max_tokens,
+            "batch_type": "token",
+            "scheduling": "warmupinversesquareroot",
+            "learning_rate_warmup": 100,
+            "normalization": "tokens",
+            "label_smoothing": 0.1,
+            "loss": "crossentropy",
+            "epochs": 1,
+            "updates": settings.joey_cli_steps,
+            "logging_freq": 10,
+            "validation_freq": 10**6,
+            "shuffle": True,
+            "keep_best_ckpts": 1,
+            "print_valid_sents": [],
+            "use_cuda": settings.device == "cuda",
+            "num_workers": 0,
         },
         "model": joey_rnn_config(settings.model_size, settings.dropout),
     }
@@ -130,8 +161,11 @@ def run_joey_cli(settings: BenchmarkSettings, data: PreparedData, joey_python: s
     started = time.perf_counter()
     with open(log_file, "w", encoding="utf-8") as log:
         process = subprocess.Popen(
-            [joey_python, "-m", "joeynmt", "train", str(config_file), "--skip-test"], stdout=log, stderr=subprocess.STDOUT,
-            env=env, cwd=joey_dir,
+            [joey_python, "-m", "joeynmt", "train", str(config_file), "--skip-test"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=joey_dir,
         )
         peak = None
         while process.poll() is None:
@@ -151,5 +185,5 @@ def run_joey_cli(settings: BenchmarkSettings, data: PreparedData, joey_python: s
         "peak_rss_mb": None if peak is None else round(peak, 1),
         "wall_seconds": round(time.perf_counter() - started, 1),
         "note": "Joey's log 'Tokens per Sec' (non-pad target tokens incl. EOS per second of its training loop); "
-                "median of its log lines after the first; its own unbucketed token batches.",
+        "median of its log lines after the first; its own unbucketed token batches.",
     }

@@ -1,6 +1,6 @@
 """The accelerate training loop shared by both models.
 
-One loop trains either model from a :class:`~hf_attn.training_config.TrainingConfig` on one
+One loop trains either model from a :class:`~hf_attn.training.config.TrainingConfig` on one
 CPU, one GPU or many processes (``accelerate launch`` / ``torchrun``). Its guarantees:
 
 * **Same result on N processes as on one.** Every process plans the same global
@@ -23,7 +23,6 @@ import dataclasses
 import logging
 import math
 import os
-import resource
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -31,48 +30,38 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import datasets
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import broadcast_object_list, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import (
-    AutoConfig,
-    AutoModelForSeq2SeqLM,
     DataCollatorForSeq2Seq,
     PreTrainedModel,
-    PreTrainedTokenizerFast,
     get_inverse_sqrt_schedule,
 )
 
-from .batching import TokenBatchSampler
-from .checkpointing import (
-    atomic_directory,
-    atomic_write_json,
-    checkpoint_dir,
-    latest_checkpoint,
-    mark_latest,
-    prune_checkpoints,
-)
+from ..atomic import atomic_directory, atomic_write_json
+from ..batching import TokenBatchSampler
+from ..evaluation import corpus_scores
+from ..generation import translate
+from ..models.seq2seq_utils import seq2seq_lm_loss
+from ..plotting import plot_learning_curves
+from .checkpointing import checkpoint_dir, latest_checkpoint, mark_latest, prune_checkpoints
+from .config import TrainingConfig
 from .cpu_memory import keep_freed_memory
-from .data import load_bible_corpus, load_parallel_data
-from .evaluation import corpus_scores, translate
-from .plotting import plot_learning_curves
-from .seq2seq_utils import seq2seq_lm_loss
-from .tokenization import (
-    check_tokenizer_matches_config,
-    has_separate_vocabularies,
-    load_tokenizer,
-    target_vocab_size_of,
-    train_bpe_tokenizer,
-    train_bpe_tokenizer_pair,
+from .setup import (
+    build_model,
+    example_lengths,
+    has_accelerator,
+    load_corpus,
+    peak_memory_mb,
+    prepare_tokenizer,
+    tokenize_split,
 )
-from .training_config import TrainingConfig
 
 logger = logging.getLogger(__name__)
 
-TOKENIZER_DIR = "tokenizer"
 BEST_MODEL_DIR = "best"
 CHECKPOINTS_DIR = "checkpoints"
 
@@ -124,104 +113,6 @@ class TrainingSummary:
     mixed_precision: str
 
 
-def load_corpus(config: TrainingConfig) -> datasets.DatasetDict:
-    """The bundled Bible corpus, or the user's data named by ``config.data``."""
-    return load_bible_corpus() if config.data is None else load_parallel_data(config.data)
-
-
-def prepare_tokenizer(
-    config: TrainingConfig, corpus: datasets.DatasetDict, accelerator: Accelerator
-) -> PreTrainedTokenizerFast:
-    """The configured tokenizer, the one this run trained before (resume), or a new BPE on the train split."""
-    if config.tokenizer is not None:
-        location: str | Path = config.tokenizer
-    else:
-        location = Path(config.output_dir) / TOKENIZER_DIR
-        if accelerator.is_main_process and not location.is_dir():
-            tokenizer = train_tokenizer(config, corpus)
-            atomic_directory(location, tokenizer.save_pretrained)
-            logger.info(
-                "Trained a BPE tokenizer on the training split: %d source tokens, %d target tokens",
-                len(tokenizer),
-                target_vocab_size_of(tokenizer),
-            )
-        accelerator.wait_for_everyone()
-    tokenizer = load_tokenizer(location)
-    check_tokenizer_kind(config, tokenizer, where=str(location))
-    return tokenizer
-
-
-def train_tokenizer(config: TrainingConfig, corpus: datasets.DatasetDict) -> PreTrainedTokenizerFast:
-    """A joint BPE tokenizer of ``vocab_size`` tokens, or with ``separate_vocabularies`` a source/target pair."""
-    if config.separate_vocabularies:
-        return train_bpe_tokenizer_pair(corpus, config.vocab_size, config.target_vocab_size)
-    return train_bpe_tokenizer(corpus, vocab_size=config.vocab_size)
-
-
-def check_tokenizer_kind(config: TrainingConfig, tokenizer: PreTrainedTokenizerFast, where: str) -> None:
-    """Raise if ``separate_vocabularies`` disagrees with the tokenizer (e.g. a resumed run whose config changed)."""
-    separate = has_separate_vocabularies(tokenizer)
-    if separate != config.separate_vocabularies:
-        kind = "separate source and target vocabularies" if separate else "one joint vocabulary"
-        raise ValueError(
-            f"The tokenizer at {where} has {kind}, but the training config sets "
-            f"`separate_vocabularies: {str(config.separate_vocabularies).lower()}`; make them agree."
-        )
-
-
-def build_model(config: TrainingConfig, tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
-    """A freshly initialised model whose vocabulary sizes and special ids come from the tokenizer."""
-    from_tokenizer = {
-        "vocab_size": len(tokenizer),
-        "pad_token_id": tokenizer.pad_token_id,
-        "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-        "decoder_start_token_id": tokenizer.bos_token_id,
-    }
-    if has_separate_vocabularies(tokenizer):
-        from_tokenizer.update(decoder_vocab_size=tokenizer.target_vocab_size, share_encoder_decoder_embeddings=False)
-    model_config = AutoConfig.for_model(config.model_type, **{**from_tokenizer, **config.model})
-    check_tokenizer_matches_config(tokenizer, model_config)
-    return AutoModelForSeq2SeqLM.from_config(model_config)
-
-
-def tokenize_split(
-    split: datasets.Dataset, tokenizer: PreTrainedTokenizerFast, config: TrainingConfig
-) -> datasets.Dataset:
-    """input_ids/labels for every pair, dropping pairs longer than the configured token limits."""
-
-    def encode(batch: dict[str, list[str]]) -> dict[str, list[list[int]]]:
-        encoded = tokenizer(batch["source"], text_target=batch["target"])
-        return {"input_ids": encoded["input_ids"], "labels": encoded["labels"]}
-
-    tokenized = split.map(encode, batched=True, remove_columns=split.column_names, desc="Tokenizing")
-    return tokenized.filter(
-        lambda example: len(example["input_ids"]) <= config.max_source_tokens
-        and len(example["labels"]) <= config.max_target_tokens,
-        desc="Filtering long pairs",
-    )
-
-
-def example_lengths(tokenized: datasets.Dataset) -> list[int]:
-    """Padded length each example adds to a batch: its longer side."""
-    return [max(len(s), len(t)) for s, t in zip(tokenized["input_ids"], tokenized["labels"])]
-
-
-def has_accelerator() -> bool:
-    """Whether a GPU-like device exists; without one, accelerate must be told to run (multi-)CPU.
-
-    Under ``torchrun`` on a CPU-only machine, accelerate otherwise does not set up the gloo
-    process group and each process silently trains alone.
-    """
-    return torch.cuda.is_available() or torch.backends.mps.is_available()
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 class TrainingRun:
     """One training run: builds everything from the config, then :meth:`run` trains it."""
 
@@ -251,10 +142,11 @@ class TrainingRun:
             self.corpus["train"] = train_split.select(range(min(config.max_train_examples, len(train_split))))
         self.tokenizer = prepare_tokenizer(config, self.corpus, self.accelerator)
         with self.accelerator.main_process_first():
-            self.train_data = tokenize_split(self.corpus["train"], self.tokenizer, config)
+            limits = (config.max_source_tokens, config.max_target_tokens)
+            self.train_data = tokenize_split(self.corpus["train"], self.tokenizer, *limits)
             dev_split = self.corpus["validation"]
             dev_split = dev_split.select(range(min(config.eval_examples, len(dev_split))))
-            self.dev_data = tokenize_split(dev_split, self.tokenizer, config)
+            self.dev_data = tokenize_split(dev_split, self.tokenizer, *limits)
         if len(self.train_data) == 0:
             raise ValueError("No training pair fits `max_source_tokens`/`max_target_tokens`; raise the limits.")
         self.dev_sources = list(dev_split["source"])
@@ -353,7 +245,10 @@ class TrainingRun:
         accelerator, model = self.accelerator, self.model
         device = accelerator.device
         local_counts = torch.tensor(
-            [sum(int(b["attention_mask"].sum()) for b in window), sum(int((b["labels"] != -100).sum()) for b in window)],
+            [
+                sum(int(b["attention_mask"].sum()) for b in window),
+                sum(int((b["labels"] != -100).sum()) for b in window),
+            ],
             device=device,
         )
         source_tokens, target_tokens = (int(n) for n in accelerator.reduce(local_counts, reduction="sum"))
@@ -436,7 +331,11 @@ class TrainingRun:
             self.tokenizer.save_pretrained(directory)
             atomic_write_json(
                 directory / "training_state.json",
-                {"step": self.progress.step, "dev_bleu": self.progress.best_bleu, "training_config": self.config.to_dict()},
+                {
+                    "step": self.progress.step,
+                    "dev_bleu": self.progress.best_bleu,
+                    "training_config": self.config.to_dict(),
+                },
             )
 
         atomic_directory(self.output_dir / BEST_MODEL_DIR, write)

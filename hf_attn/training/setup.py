@@ -1,0 +1,130 @@
+"""Building what a training run needs, in one place: corpus, tokenizer, model, tokenized splits, device.
+
+The accelerate loop (``loop.py``), fine-tuning, the seed experiment and the benchmark all
+construct their pieces here, so a model or a tokenized split is built the same way
+wherever it is trained or measured (the role of Joey NMT's ``builders.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+from pathlib import Path
+
+import datasets
+import torch
+from accelerate import Accelerator
+from transformers import AutoConfig, AutoModelForSeq2SeqLM, PreTrainedModel, PreTrainedTokenizerFast
+
+from ..atomic import atomic_directory
+from ..data import load_bible_corpus, load_parallel_data
+from ..tokenization import (
+    check_tokenizer_matches_config,
+    has_separate_vocabularies,
+    load_tokenizer,
+    target_vocab_size_of,
+    train_bpe_tokenizer,
+    train_bpe_tokenizer_pair,
+)
+from .config import TrainingConfig
+
+logger = logging.getLogger(__name__)
+
+TOKENIZER_DIR = "tokenizer"
+
+
+def load_corpus(config: TrainingConfig) -> datasets.DatasetDict:
+    """The bundled Bible corpus, or the user's data named by ``config.data``."""
+    return load_bible_corpus() if config.data is None else load_parallel_data(config.data)
+
+
+def prepare_tokenizer(
+    config: TrainingConfig, corpus: datasets.DatasetDict, accelerator: Accelerator
+) -> PreTrainedTokenizerFast:
+    """The configured tokenizer, the one this run trained before (resume), or a new BPE on the train split."""
+    if config.tokenizer is not None:
+        location: str | Path = config.tokenizer
+    else:
+        location = Path(config.output_dir) / TOKENIZER_DIR
+        if accelerator.is_main_process and not location.is_dir():
+            tokenizer = train_tokenizer(config, corpus)
+            atomic_directory(location, tokenizer.save_pretrained)
+            logger.info(
+                "Trained a BPE tokenizer on the training split: %d source tokens, %d target tokens",
+                len(tokenizer),
+                target_vocab_size_of(tokenizer),
+            )
+        accelerator.wait_for_everyone()
+    tokenizer = load_tokenizer(location)
+    check_tokenizer_kind(config, tokenizer, where=str(location))
+    return tokenizer
+
+
+def train_tokenizer(config: TrainingConfig, corpus: datasets.DatasetDict) -> PreTrainedTokenizerFast:
+    """A joint BPE tokenizer of ``vocab_size`` tokens, or with ``separate_vocabularies`` a source/target pair."""
+    if config.separate_vocabularies:
+        return train_bpe_tokenizer_pair(corpus, config.vocab_size, config.target_vocab_size)
+    return train_bpe_tokenizer(corpus, vocab_size=config.vocab_size)
+
+
+def check_tokenizer_kind(config: TrainingConfig, tokenizer: PreTrainedTokenizerFast, where: str) -> None:
+    """Raise if ``separate_vocabularies`` disagrees with the tokenizer (e.g. a resumed run whose config changed)."""
+    separate = has_separate_vocabularies(tokenizer)
+    if separate != config.separate_vocabularies:
+        kind = "separate source and target vocabularies" if separate else "one joint vocabulary"
+        raise ValueError(
+            f"The tokenizer at {where} has {kind}, but the training config sets "
+            f"`separate_vocabularies: {str(config.separate_vocabularies).lower()}`; make them agree."
+        )
+
+
+def build_model(config: TrainingConfig, tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
+    """A freshly initialised model whose vocabulary sizes and special ids come from the tokenizer."""
+    from_tokenizer = {
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "decoder_start_token_id": tokenizer.bos_token_id,
+    }
+    if has_separate_vocabularies(tokenizer):
+        from_tokenizer.update(decoder_vocab_size=tokenizer.target_vocab_size, share_encoder_decoder_embeddings=False)
+    model_config = AutoConfig.for_model(config.model_type, **{**from_tokenizer, **config.model})
+    check_tokenizer_matches_config(tokenizer, model_config)
+    return AutoModelForSeq2SeqLM.from_config(model_config)
+
+
+def tokenize_split(
+    split: datasets.Dataset, tokenizer: PreTrainedTokenizerFast, max_source_tokens: int, max_target_tokens: int
+) -> datasets.Dataset:
+    """input_ids/labels for every pair, dropping pairs with more source or target tokens than the limits."""
+
+    def encode(batch: dict[str, list[str]]) -> dict[str, list[list[int]]]:
+        encoded = tokenizer(batch["source"], text_target=batch["target"])
+        return {"input_ids": encoded["input_ids"], "labels": encoded["labels"]}
+
+    tokenized = split.map(encode, batched=True, remove_columns=split.column_names, desc="Tokenizing")
+    return tokenized.filter(
+        lambda example: len(example["input_ids"]) <= max_source_tokens and len(example["labels"]) <= max_target_tokens,
+        desc="Filtering long pairs",
+    )
+
+
+def example_lengths(tokenized: datasets.Dataset) -> list[int]:
+    """Padded length each example adds to a batch: its longer side."""
+    return [max(len(s), len(t)) for s, t in zip(tokenized["input_ids"], tokenized["labels"])]
+
+
+def has_accelerator() -> bool:
+    """Whether a GPU-like device exists; without one, accelerate must be told to run (multi-)CPU.
+
+    Under ``torchrun`` on a CPU-only machine, accelerate otherwise does not set up the gloo
+    process group and each process silently trains alone.
+    """
+    return torch.cuda.is_available() or torch.backends.mps.is_available()
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
