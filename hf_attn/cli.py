@@ -85,6 +85,31 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_average(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "average",
+        help="Average the weights of several checkpoints into one model folder.",
+        description="Average the weights of training checkpoints (RUN/checkpoints/step-*) or save_pretrained folders "
+        "of one architecture into a save_pretrained folder, as Vaswani et al. (2017) do with a run's last checkpoints.",
+    )
+    parser.add_argument("checkpoints", nargs="+", help="checkpoint or model folders to average")
+    parser.add_argument("output_dir", help="where the averaged model folder goes (replaced atomically)")
+    parser.add_argument(
+        "--reference",
+        help="model folder whose config, generation config and tokenizer the average keeps "
+        "(default: the first save_pretrained input, else the run's best/)",
+    )
+    parser.set_defaults(handler=_run_average)
+
+
+def _run_average(args: argparse.Namespace) -> int:
+    from .training.averaging import average_checkpoints
+
+    folder = average_checkpoints(args.checkpoints, args.output_dir, reference=args.reference)
+    print(json.dumps({"averaged": len(args.checkpoints), "output_dir": str(folder)}))
+    return 0
+
+
 def _add_translate(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "translate",
@@ -276,7 +301,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_quickstart, _add_train, _add_evaluate, _add_translate, _add_card, _add_push, _add_experiment):
+    for add in (
+        _add_quickstart,
+        _add_train,
+        _add_evaluate,
+        _add_translate,
+        _add_average,
+        _add_card,
+        _add_push,
+        _add_experiment,
+    ):
         add(subparsers)
     return parser
 

@@ -92,6 +92,7 @@ class TrainingConfig:
     early_stopping_patience: int | None = None
     save_every: int = 500
     keep_checkpoints: int = 2
+    average_last_checkpoints: int | None = None
     log_every: int = 50
     log_with: str | None = None
     mixed_precision: str = "no"
@@ -123,6 +124,7 @@ class TrainingConfig:
         require_non_negative_int("warmup_steps", self.warmup_steps)
         require_non_negative_int("seed", self.seed)
         self._check_vocabularies()
+        self._check_averaging()
         for name in ("max_steps", "early_stopping_patience", "max_train_examples"):
             if getattr(self, name) is not None:
                 require_positive_int(name, getattr(self, name))
@@ -162,6 +164,17 @@ class TrainingConfig:
             config_class(**self.model)
         except ValueError as error:
             raise ValueError(f"The `model` block does not make a valid {config_class.__name__}: {error}") from error
+
+    def _check_averaging(self) -> None:
+        """The checkpoints to average must still be there: ``keep_checkpoints`` keeps at least as many."""
+        if self.average_last_checkpoints is None:
+            return
+        require_positive_int("average_last_checkpoints", self.average_last_checkpoints)
+        if self.average_last_checkpoints > self.keep_checkpoints:
+            raise ValueError(
+                f"`average_last_checkpoints` ({self.average_last_checkpoints}) needs as many saved checkpoints, "
+                f"but `keep_checkpoints` is {self.keep_checkpoints}; raise it."
+            )
 
     def _check_vocabularies(self) -> None:
         """Separate vocabularies need unshared embeddings; a target size without them would be ignored."""

@@ -36,6 +36,7 @@ from accelerate.utils import broadcast_object_list, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import (
+    AutoModelForSeq2SeqLM,
     DataCollatorForSeq2Seq,
     PreTrainedModel,
     get_inverse_sqrt_schedule,
@@ -47,6 +48,7 @@ from ..evaluation import corpus_scores
 from ..generation import translate
 from ..models.seq2seq_utils import seq2seq_lm_loss
 from ..plotting import plot_learning_curves
+from .averaging import average_checkpoints, last_checkpoints
 from .checkpointing import checkpoint_dir, latest_checkpoint, mark_latest, prune_checkpoints
 from .config import TrainingConfig
 from .cpu_memory import keep_freed_memory
@@ -63,6 +65,7 @@ from .setup import (
 logger = logging.getLogger(__name__)
 
 BEST_MODEL_DIR = "best"
+AVERAGED_MODEL_DIR = "averaged"
 CHECKPOINTS_DIR = "checkpoints"
 
 
@@ -111,6 +114,8 @@ class TrainingSummary:
     num_processes: int
     device: str
     mixed_precision: str
+    averaged_model_dir: str | None = None
+    averaged_dev_bleu: float | None = None
 
 
 class TrainingRun:
@@ -238,7 +243,8 @@ class TrainingRun:
         if last_row.get("step") != progress.step or "dev_bleu" not in last_row:
             self._evaluate()
         self._save_checkpoint()
-        return self._finish(stopped_because)
+        averaged = self._average_last_checkpoints()
+        return self._finish(stopped_because, averaged)
 
     def _optimizer_step(self, window: list[dict[str, torch.Tensor]]) -> tuple[float, int, int]:
         """Forward/backward over the micro-batches of one step, then one optimizer update."""
@@ -359,6 +365,33 @@ class TrainingRun:
             prune_checkpoints(self.checkpoints_root, self.config.keep_checkpoints)
         accelerator.wait_for_everyone()
 
+    def _average_last_checkpoints(self) -> tuple[str, float] | None:
+        """With ``average_last_checkpoints: N``, average the last N checkpoints into ``output_dir/averaged``.
+
+        Returns the averaged model's folder and dev BLEU (same dev verses and beam as the
+        periodic evaluations), or None when averaging is off.
+        """
+        count, accelerator = self.config.average_last_checkpoints, self.accelerator
+        if count is None:
+            return None
+        result = None
+        if accelerator.is_main_process:
+            folder = average_checkpoints(
+                last_checkpoints(self.checkpoints_root, count),
+                self.output_dir / AVERAGED_MODEL_DIR,
+                reference=self.output_dir / BEST_MODEL_DIR,
+            )
+            model = AutoModelForSeq2SeqLM.from_pretrained(folder).to(accelerator.device)
+            hypotheses = translate(model, self.tokenizer, self.dev_sources, num_beams=self.config.eval_num_beams)
+            result = (str(folder), corpus_scores(hypotheses, self.dev_references)["bleu"])
+            logger.info(
+                "Average of the last %d checkpoints: dev BLEU %.2f (best single %.2f)",
+                count,
+                result[1],
+                self.progress.best_bleu,
+            )
+        return broadcast_object_list([result])[0]
+
     def _stop_reason(self) -> str | None:
         """Why training should stop now (the same answer on every process), or None."""
         config, progress = self.config, self.progress
@@ -374,7 +407,7 @@ class TrainingRun:
             reason = "early_stopping"
         return broadcast_object_list([reason])[0]
 
-    def _finish(self, stopped_because: str) -> TrainingSummary:
+    def _finish(self, stopped_because: str, averaged: tuple[str, float] | None) -> TrainingSummary:
         progress, accelerator = self.progress, self.accelerator
         seconds = max(progress.train_seconds, 1e-9)
         summary = TrainingSummary(
@@ -393,6 +426,8 @@ class TrainingRun:
             peak_memory_mb=round(peak_memory_mb(accelerator.device), 1),
             best_dev_bleu=progress.best_bleu,
             best_step=progress.best_step,
+            averaged_model_dir=averaged[0] if averaged else None,
+            averaged_dev_bleu=averaged[1] if averaged else None,
             num_processes=accelerator.num_processes,
             device=str(accelerator.device),
             mixed_precision=self.config.mixed_precision,
