@@ -143,7 +143,10 @@ def _add_quickstart(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--output-dir", default="runs/quickstart")
     parser.add_argument("--quick", action="store_true", help="a few-minute smoke run")
-    parser.add_argument("--minutes-per-model", type=float, help="training budget of each model (overrides presets)")
+    parser.add_argument(
+        "--steps-per-model", type=int, help="training updates of each model (default: the presets' 1,100 and 1,600)"
+    )
+    parser.add_argument("--minutes-per-model", type=float, help="wall-clock cap per model (default: none)")
     parser.add_argument("--test-examples", type=int, help="evaluate on the first N test verses only")
     parser.add_argument("--cards-dir", help="also copy the model cards and plots here (e.g. model_cards)")
     parser.set_defaults(handler=_run_quickstart)
@@ -156,6 +159,7 @@ def _run_quickstart(args: argparse.Namespace) -> int:
         args.output_dir,
         quick=args.quick,
         minutes_per_model=args.minutes_per_model,
+        steps_per_model=args.steps_per_model,
         test_examples=args.test_examples,
         cards_dir=args.cards_dir,
     )
@@ -235,8 +239,8 @@ def _add_experiment(subparsers: argparse._SubParsersAction) -> None:
         "--docs-dir", help="where experiment.md and experiment/ figures go (default: docs; with --quick: none)"
     )
     parser.add_argument("--quick", action="store_true", help="a few-minute smoke run (its numbers mean nothing)")
-    parser.add_argument("--minutes-per-model", type=float, help="training minutes of each model (default: presets)")
-    parser.add_argument("--steps-per-model", type=int, help="training updates of each model (default: no limit)")
+    parser.add_argument("--minutes-per-model", type=float, help="wall-clock cap per model (default: none)")
+    parser.add_argument("--steps-per-model", type=int, help="training updates of each model (default: presets, 2,000)")
     parser.add_argument("--test-per-bucket", type=int, help="test verses per length bucket (0 = whole test split)")
     parser.add_argument("--num-beams", type=int, help="beam size of the test translations")
     parser.add_argument("--tokenizer", help="a saved tokenizer to share instead of training one")

@@ -80,8 +80,8 @@ MODELS = (
 class ExperimentSettings:
     """What the experiment runs and measures; :func:`make_settings` builds the default and quick ones.
 
-    Training budgets come from the presets (10 minutes per model) unless ``max_minutes`` /
-    ``max_steps`` override them for all four models; ``overrides`` are ``key=value`` training
+    Training budgets come from the presets (2,000 updates per model, the same for all four) unless
+    ``max_steps`` overrides them; ``max_minutes`` adds a wall-clock cap; ``overrides`` are ``key=value`` training
     config changes for all models and ``model_overrides`` per model name (e.g. tiny models in
     tests). ``test_per_bucket`` caps the test verses of each length bucket (a seeded sample;
     ``None`` = the whole test split).
@@ -129,7 +129,7 @@ class ExperimentSettings:
 # A smoke run of a few minutes: the pipeline end to end, numbers without meaning.
 QUICK = {
     "overrides": (
-        "max_minutes=0.5",
+        "max_steps=60",
         "max_train_examples=5000",
         "warmup_steps=10",
         "eval_every=1000",
