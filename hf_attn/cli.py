@@ -115,7 +115,7 @@ def _add_engine_argument(parser: argparse.ArgumentParser) -> None:
         "--engine",
         choices=("torch", "ctranslate2"),
         default="torch",
-        help="torch: model.generate on a saved folder; ctranslate2: a folder written by "
+        help="torch: model.generate on a saved (or torch-int8 exported) folder; ctranslate2: a folder written by "
         "`hf-attn export --format ctranslate2` (default: torch)",
     )
 
@@ -160,17 +160,19 @@ def _run_evaluate_on_engine(args: argparse.Namespace) -> int:
 def _add_export(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export",
-        help="Export a saved Transformer for fast CPU serving with CTranslate2.",
+        help="Export a saved model for fast CPU serving (Transformer: CTranslate2; RNN: int8 PyTorch).",
         description="Write OUT_DIR for serving: --format ctranslate2 converts a transformer_seq2seq model to "
-        "CTranslate2 (weights int8 by default; float32 translates token for token like generate). "
-        "OUT_DIR also gets the tokenizer and a README with the command that uses it.",
+        "CTranslate2 (weights int8 by default; float32 translates token for token like generate); --format "
+        "torch-int8 quantizes an rnn_seq2seq model's linear layers to int8 (PyTorch dynamic quantization), loadable "
+        "by hf-attn translate/evaluate and load_model_and_tokenizer. OUT_DIR also gets the tokenizer and a README "
+        "with the command that uses it.",
     )
     parser.add_argument("model_dir", help="a save_pretrained folder (model + tokenizer)")
     parser.add_argument("out_dir", help="the folder to write (replaced if it exists)")
-    parser.add_argument("--format", required=True, choices=("ctranslate2",))
+    parser.add_argument("--format", required=True, choices=("ctranslate2", "torch-int8"))
     parser.add_argument(
         "--quantization",
-        help="int8 (default), int8_float32 or float32",
+        help="ctranslate2: int8 (default), int8_float32 or float32; torch-int8: int8",
     )
     parser.set_defaults(handler=_run_export)
 

@@ -157,7 +157,7 @@ def test_the_rnn_cannot_go_to_ctranslate2_and_says_what_can(tmp_path, capsys):
     save_tiny_model("rnn_seq2seq", tmp_path / "rnn")
     assert cli_main(["export", str(tmp_path / "rnn"), str(tmp_path / "out"), "--format", "ctranslate2"]) == 2
     error = capsys.readouterr().err
-    assert "'rnn_seq2seq'" in error and "ctranslate2 for transformer_seq2seq" in error
+    assert "'rnn_seq2seq'" in error and "ctranslate2 for transformer_seq2seq" in error and "torch-int8" in error
     assert not (tmp_path / "out").exists()
 
 

@@ -22,6 +22,7 @@ from .metadata import METADATA_NAME
 # format -> (model types it takes, quantizations it offers (first = default)).
 EXPORT_FORMATS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ctranslate2": (("transformer_seq2seq",), ("int8", "int8_float32", "float32")),
+    "torch-int8": (("rnn_seq2seq",), ("int8",)),
 }
 
 
@@ -45,10 +46,15 @@ def check_export_request(model_type: str, format: str, quantization: str | None)
 def _readme(format: str, quantization: str, out_dir: Path) -> str:
     usage = {
         "ctranslate2": f"hf-attn translate {out_dir} --engine ctranslate2 'In the beginning God created the heaven.'",
+        "torch-int8": f"hf-attn translate {out_dir} 'In the beginning God created the heaven.'",
     }[format]
     python = {
         "ctranslate2": "from hf_attn.deploy.ctranslate2_translate import CTranslate2Model\n"
         f"print(CTranslate2Model({str(out_dir)!r}).translate(['In the beginning God created the heaven.']))",
+        "torch-int8": "from hf_attn.generation import translate\n"
+        "from hf_attn.inference import load_model_and_tokenizer\n"
+        f"model, tokenizer = load_model_and_tokenizer({str(out_dir)!r})\n"
+        "print(translate(model, tokenizer, ['In the beginning God created the heaven.']))",
     }[format]
     return (
         f"# hf_attn model exported for serving ({format}, {quantization})\n\n"
@@ -66,9 +72,14 @@ def _write_export(
     source: str,
     out_dir: Path,
 ) -> None:
-    from .ctranslate2_export import write_ctranslate2_model
+    if format == "ctranslate2":
+        from .ctranslate2_export import write_ctranslate2_model
 
-    write_ctranslate2_model(model, tokenizer, folder, quantization)
+        write_ctranslate2_model(model, tokenizer, folder, quantization)
+    else:
+        from .torch_int8 import quantize_rnn, save_quantized
+
+        save_quantized(quantize_rnn(model), folder)
     tokenizer.save_pretrained(folder)
     metadata: dict[str, Any] = {
         "format": format,
