@@ -57,7 +57,8 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-examples", type=int, help="evaluate only the first N examples")
     parser.add_argument("--output-dir", help="where hypotheses.txt and metrics.json go (default: MODEL_DIR/eval-SPLIT)")
-    parser.set_defaults(handler=_run_evaluate)
+    _add_engine_argument(parser)
+    parser.set_defaults(handler=_run_evaluate_on_engine)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
@@ -119,7 +120,8 @@ def _add_translate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model_dir", help="a save_pretrained folder (model + tokenizer)")
     parser.add_argument("text", nargs="+", help="sentences to translate, or '-' to read lines from stdin")
     parser.add_argument("--num-beams", type=int, default=4)
-    parser.set_defaults(handler=_run_translate)
+    _add_engine_argument(parser)
+    parser.set_defaults(handler=_run_translate_on_engine)
 
 
 def _run_translate(args: argparse.Namespace) -> int:
@@ -130,6 +132,83 @@ def _run_translate(args: argparse.Namespace) -> int:
     model, tokenizer = load_model_and_tokenizer(args.model_dir)
     for hypothesis in translate(model, tokenizer, sources, num_beams=args.num_beams):
         print(hypothesis)
+    return 0
+
+
+def _add_engine_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--engine",
+        choices=("torch", "ctranslate2"),
+        default="torch",
+        help="torch: model.generate on a saved (or torch-int8 exported) folder; ctranslate2: a folder written by "
+        "`hf-attn export --format ctranslate2` (default: torch)",
+    )
+
+
+def _ctranslate2_model(folder: str):
+    """An exported CTranslate2 folder; a missing optional package becomes a one-line error."""
+    try:
+        from .deploy.ctranslate2_translate import CTranslate2Model
+
+        return CTranslate2Model(folder)
+    except ImportError as error:
+        raise SystemExit(f"error: {error}") from None
+
+
+def _run_translate_on_engine(args: argparse.Namespace) -> int:
+    if args.engine == "torch":
+        return _run_translate(args)
+    sources = [line.rstrip("\n") for line in sys.stdin] if args.text == ["-"] else args.text
+    for hypothesis in _ctranslate2_model(args.model_dir).translate(sources, num_beams=args.num_beams):
+        print(hypothesis)
+    return 0
+
+
+def _run_evaluate_on_engine(args: argparse.Namespace) -> int:
+    if args.engine == "torch":
+        return _run_evaluate(args)
+    from .deploy.ctranslate2_evaluate import evaluate_ctranslate2
+
+    metrics = evaluate_ctranslate2(
+        _ctranslate2_model(args.model_dir),
+        data=args.data,
+        split=args.split,
+        output_dir=args.output_dir,
+        num_beams=args.num_beams,
+        batch_size=args.batch_size,
+        max_examples=args.max_examples,
+    )
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _add_export(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="Export a saved model for fast CPU serving (Transformer: CTranslate2; RNN: int8 PyTorch).",
+        description="Write OUT_DIR for serving: --format ctranslate2 converts a transformer_seq2seq model to "
+        "CTranslate2 (weights int8 by default; float32 translates token for token like generate); --format "
+        "torch-int8 quantizes an rnn_seq2seq model's linear layers to int8 (PyTorch dynamic quantization), loadable "
+        "by hf-attn translate/evaluate and load_model_and_tokenizer. OUT_DIR also gets the tokenizer and a README "
+        "with the command that uses it.",
+    )
+    parser.add_argument("model_dir", help="a save_pretrained folder (model + tokenizer)")
+    parser.add_argument("out_dir", help="the folder to write (replaced if it exists)")
+    parser.add_argument("--format", required=True, choices=("ctranslate2", "torch-int8"))
+    parser.add_argument(
+        "--quantization",
+        help="ctranslate2: int8 (default), int8_float32 or float32; torch-int8: int8",
+    )
+    parser.set_defaults(handler=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .deploy import export_model
+
+    try:
+        print(export_model(args.model_dir, args.out_dir, args.format, args.quantization))
+    except ImportError as error:
+        raise SystemExit(f"error: {error}") from None
     return 0
 
 
@@ -311,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_evaluate,
         _add_translate,
         _add_average,
+        _add_export,
         _add_card,
         _add_push,
         _add_experiment,

@@ -7,10 +7,11 @@ runs and papers. Translation itself is ``hf_attn.generation``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from sacrebleu.metrics import BLEU, CHRF
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .atomic import atomic_write_json, atomic_write_text
-from .generation import translate_with_stats
+from .generation import Translations, translate_with_stats
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +115,10 @@ def bleu_by_source_length(
     return table
 
 
+TranslateSplit = Callable[..., Translations]
+"""``translate(sources, *, batch_size, num_beams, max_new_tokens, length_penalty, progress) -> Translations``."""
+
+
 def evaluate_model(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -131,12 +136,48 @@ def evaluate_model(
     source_column: str = "source",
     target_column: str = "target",
 ) -> dict[str, Any]:
-    """Translate a ``datasets.Dataset`` split, score it, and optionally save hypotheses and metrics.
+    """Translate a ``datasets.Dataset`` split with ``model.generate``, score it, and optionally save the results.
 
     With ``output_dir`` it writes ``hypotheses.txt`` (one line per example, dataset order) and
     ``metrics.json`` (the returned dict), each atomically. ``max_examples`` keeps the first
     examples, so periodic dev evaluations during training see the same sentences every time.
     Call it on one process only under distributed training.
+    """
+    return evaluate_translator(
+        functools.partial(translate_with_stats, model, tokenizer, device=device, generate_kwargs={}),
+        dataset_split,
+        output_dir=output_dir,
+        num_beams=num_beams,
+        batch_size=batch_size,
+        max_examples=max_examples,
+        max_new_tokens=max_new_tokens,
+        length_penalty=length_penalty,
+        progress=progress,
+        buckets=buckets,
+        source_column=source_column,
+        target_column=target_column,
+    )
+
+
+def evaluate_translator(
+    translate: TranslateSplit,
+    dataset_split: Any,
+    *,
+    output_dir: str | os.PathLike | None = None,
+    num_beams: int = 4,
+    batch_size: int = 32,
+    max_examples: int | None = None,
+    max_new_tokens: int | None = None,
+    length_penalty: float = 1.0,
+    progress: bool = False,
+    buckets: Sequence[Bucket] = DEFAULT_LENGTH_BUCKETS,
+    source_column: str = "source",
+    target_column: str = "target",
+    extra_metrics: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """:func:`evaluate_model` for any engine: ``translate`` produces the hypotheses (e.g. an exported model's).
+
+    ``extra_metrics`` (such as the engine's name) are stored with the scores.
     """
     missing = {source_column, target_column} - set(dataset_split.column_names)
     if missing:
@@ -146,17 +187,13 @@ def evaluate_model(
         dataset_split = dataset_split.select(range(min(max_examples, len(dataset_split))))
     sources, references = list(dataset_split[source_column]), list(dataset_split[target_column])
     began = time.perf_counter()
-    translations = translate_with_stats(
-        model,
-        tokenizer,
+    translations = translate(
         sources,
         batch_size=batch_size,
         num_beams=num_beams,
         max_new_tokens=max_new_tokens,
         length_penalty=length_penalty,
-        device=device,
         progress=progress,
-        generate_kwargs={},
     )
     metrics = corpus_scores(translations.hypotheses, references)
     metrics.update(
@@ -170,6 +207,7 @@ def evaluate_model(
         if translations.generation_seconds > 0
         else None,
         by_source_length=bleu_by_source_length(sources, translations.hypotheses, references, buckets),
+        **(extra_metrics or {}),
     )
     metrics["seconds"] = time.perf_counter() - began
     logger.info(

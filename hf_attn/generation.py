@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +91,71 @@ class Translations:
     generated_tokens: int
 
 
+def _padded(rows: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ``input_ids`` and ``attention_mask`` of token-id rows (what ``tokenizer(padding=True)`` gives)."""
+    longest = max(len(row) for row in rows)
+    input_ids = torch.full((len(rows), longest), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), longest), dtype=torch.long)
+    for index, row in enumerate(rows):
+        input_ids[index, : len(row)] = torch.tensor(row, dtype=torch.long)
+        attention_mask[index, : len(row)] = 1
+    return input_ids.to(device), attention_mask.to(device)
+
+
+GenerateBatch = Callable[[list[list[int]], int], Sequence[Sequence[int]]]
+"""(source id rows, max_new_tokens) -> generated target ids per row, without the decoder start token."""
+
+
+def translate_in_batches(
+    tokenizer: PreTrainedTokenizerBase,
+    sources: Sequence[str],
+    generate_batch: GenerateBatch,
+    *,
+    batch_size: int,
+    max_new_tokens: int | None,
+    position_limit: int | None,
+    eos_ids: torch.Tensor,
+    pad_id: int | None,
+    progress: bool,
+) -> Translations:
+    """Translate in length-sorted batches (little padding) with any engine: hypotheses in input order, time, tokens.
+
+    ``generate_batch`` is the engine (``model.generate``, or CTranslate2 for an exported
+    model); everything around it (truncation, per-source length bounds, cutting, decoding,
+    counting) is shared, so engines are compared on the same work.
+    """
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+    sources = list(sources)
+    truncation = {"truncation": True, "max_length": position_limit} if position_limit else {}
+    encoded = tokenizer(sources, **truncation)["input_ids"] if sources else []
+    # Longest first: a batch that does not fit in memory fails at once, not at the end.
+    order = sorted(range(len(sources)), key=lambda i: -len(encoded[i]))
+    hypotheses: list[str] = [""] * len(sources)
+    seconds, tokens = 0.0, 0
+    with tqdm(total=len(sources), unit="sent", desc="translate", disable=not progress) as bar:
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            limits = [
+                default_max_new_tokens(len(encoded[i])) if max_new_tokens is None else max_new_tokens for i in batch
+            ]
+            if position_limit:
+                # The decoder start token takes position 0.
+                limits = [min(limit, position_limit - 1) for limit in limits]
+            began = time.perf_counter()
+            rows = generate_batch([encoded[i] for i in batch], max(limits))
+            seconds += time.perf_counter() - began
+            # Each row is cut to its own source's bound, so a hypothesis does not depend on which
+            # (longer) sentences shared its batch.
+            generated = [torch.as_tensor(row[:limit], dtype=torch.long) for row, limit in zip(rows, limits)]
+            generated = [row[: _generated_length(row, eos_ids, pad_id)] for row in generated]
+            tokens += sum(len(row) for row in generated)
+            for index, text in zip(batch, tokenizer.batch_decode(generated, skip_special_tokens=True)):
+                hypotheses[index] = text.strip()
+            bar.update(len(batch))
+    return Translations(hypotheses, seconds, tokens)
+
+
 def translate_with_stats(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -104,52 +169,34 @@ def translate_with_stats(
     progress: bool,
     generate_kwargs: dict[str, Any],
 ) -> Translations:
-    """Translate in length-sorted batches (little padding): hypotheses in input order, time and tokens generated."""
-    if batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
-    sources = list(sources)
+    """Translate with ``model.generate`` in length-sorted batches: hypotheses in input order, time and tokens."""
     run_device = _resolve_device(model, device)
-    position_limit = _position_limit(model)
-    truncation = {"truncation": True, "max_length": position_limit} if position_limit else {}
-    lengths = [len(ids) for ids in tokenizer(sources, **truncation)["input_ids"]] if sources else []
-    # Longest first: a batch that does not fit in memory fails at once, not at the end.
-    order = sorted(range(len(sources)), key=lambda i: -lengths[i])
-    hypotheses: list[str] = [""] * len(sources)
     eos_ids, pad_id = _end_token_ids(model, tokenizer)
-    seconds, tokens = 0.0, 0
-    with (
-        _eval_mode(model),
-        torch.inference_mode(),
-        tqdm(total=len(sources), unit="sent", desc="translate", disable=not progress) as bar,
-    ):
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            encoded = tokenizer([sources[i] for i in batch], padding=True, return_tensors="pt", **truncation).to(
-                run_device
-            )
-            limits = [default_max_new_tokens(lengths[i]) if max_new_tokens is None else max_new_tokens for i in batch]
-            if position_limit:
-                # The decoder start token takes position 0.
-                limits = [min(limit, position_limit - 1) for limit in limits]
-            began = time.perf_counter()
-            sequences = model.generate(
-                input_ids=encoded["input_ids"],
-                attention_mask=encoded["attention_mask"],
-                num_beams=num_beams,
-                max_new_tokens=max(limits),
-                length_penalty=length_penalty,
-                **generate_kwargs,
-            )
-            seconds += time.perf_counter() - began
-            # Column 0 is the decoder start token. Each row is cut to its own source's bound, so a
-            # hypothesis does not depend on which (longer) sentences shared its batch.
-            generated = [row[1 : 1 + limit] for row, limit in zip(sequences, limits)]
-            generated = [row[: _generated_length(row, eos_ids, pad_id)] for row in generated]
-            tokens += sum(len(row) for row in generated)
-            for index, text in zip(batch, tokenizer.batch_decode(generated, skip_special_tokens=True)):
-                hypotheses[index] = text.strip()
-            bar.update(len(batch))
-    return Translations(hypotheses, seconds, tokens)
+
+    def generate_batch(rows: list[list[int]], limit: int) -> torch.Tensor:
+        input_ids, attention_mask = _padded(rows, tokenizer.pad_token_id, run_device)
+        sequences = model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            num_beams=num_beams,
+            max_new_tokens=limit,
+            length_penalty=length_penalty,
+            **generate_kwargs,
+        )
+        return sequences[:, 1:].cpu()  # column 0 is the decoder start token
+
+    with _eval_mode(model), torch.inference_mode():
+        return translate_in_batches(
+            tokenizer,
+            sources,
+            generate_batch,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            position_limit=_position_limit(model),
+            eos_ids=eos_ids,
+            pad_id=pad_id,
+            progress=progress,
+        )
 
 
 def translate(

@@ -15,6 +15,26 @@ def looks_like_local_path(name: str) -> bool:
     return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
 
 
+def _load_torch_export(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase] | None:
+    """An ``hf-attn export`` folder's model for torch (None for any other path); other engines' exports are refused."""
+    from .deploy.metadata import read_export_metadata
+
+    metadata = read_export_metadata(path) if path.is_dir() else None
+    if metadata is None:
+        return None
+    if metadata.get("format") != "torch-int8":
+        raise ValueError(
+            f"{path} is a {metadata.get('format')!r} export, which torch cannot run: use --engine "
+            f"{metadata.get('format')} (hf-attn translate/evaluate), or the model folder it was exported from."
+        )
+    from .deploy.torch_int8 import load_quantized_rnn
+    from .tokenization import load_tokenizer
+
+    model, tokenizer = load_quantized_rnn(path), load_tokenizer(path)
+    check_tokenizer_matches_config(tokenizer, model.config)
+    return model, tokenizer
+
+
 def load_model_and_tokenizer(
     model_dir: str | Path, device: str | torch.device | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -22,9 +42,13 @@ def load_model_and_tokenizer(
 
     ``model_dir`` is a local folder or a Hub repo id. A local folder is checked first so
     that a typo or an incomplete copy fails with the name of the missing file rather than
-    a Hub lookup error.
+    a Hub lookup error. A folder written by ``hf-attn export --format torch-int8`` loads as its
+    int8 model.
     """
     path = Path(model_dir)
+    exported = _load_torch_export(path)
+    if exported is not None:
+        return exported
     if path.exists() or looks_like_local_path(str(model_dir)):
         if not path.exists():
             raise FileNotFoundError(f"No model folder at {path}.")

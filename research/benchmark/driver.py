@@ -33,7 +33,7 @@ def worker_command(system: SystemSpec, spec_file: Path) -> list[str]:
     ``-P`` keeps the worker's own folder off ``sys.path``: it is full of generic module names
     (``data``, ``settings``, ``report``, ...) that must not shadow anyone's imports.
     """
-    return [system.python, "-P", benchmark_worker.__file__, "--spec", str(spec_file)]
+    return [system.python, "-P", system.worker or benchmark_worker.__file__, "--spec", str(spec_file)]
 
 
 def worker_environment(system: SystemSpec) -> dict[str, str]:

@@ -25,6 +25,7 @@ class SystemSpec:
     python: str
     spec: dict[str, Any]
     note: str = ""
+    worker: str = ""  # the worker file to run; "" is research/benchmark/worker.py (training and generate)
 
 
 def transformer_dimensions(size: ModelSize, vocab_size: int, dropout: float) -> dict[str, Any]:
