@@ -34,7 +34,6 @@ from typing import Any
 import datasets
 import numpy as np
 import torch
-import transformers
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from hf_attn.atomic import atomic_directory, atomic_write_json, read_json_if_exists
@@ -47,33 +46,14 @@ from hf_attn.plotting import plot_attention, plot_bleu_by_length, plot_learning_
 from hf_attn.quickstart import shared_tokenizer_dir
 from hf_attn.tokenization import load_tokenizer
 from hf_attn.training.config import TrainingConfig, load_training_config
-from hf_attn.training.loop import train
-from hf_attn.training.setup import build_model
 
 from ..provenance import describe_machine, load_average
 from .gradient_probe import probe_gradients
 from .length_scaling import training_tokens_per_second
 from .report import FIGURES_DIR, REPORT_NAME, write_report
+from .runs import MODELS, ExperimentModel, check_model_names, fresh_model, parameter_counts, train_model, training_entry
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ExperimentModel:
-    """One of the compared models: its run folder name, preset, display label and role in the claims."""
-
-    name: str
-    preset: str
-    label: str
-    role: str
-
-
-MODELS = (
-    ExperimentModel("rnn_none", "seed_rnn_none", "RNN, no attention", "no_attention"),
-    ExperimentModel("rnn_bahdanau", "seed_rnn_bahdanau", "RNN + Bahdanau", "attention_rnn"),
-    ExperimentModel("rnn_luong", "seed_rnn_luong", "RNN + Luong general + input feeding", "attention_rnn"),
-    ExperimentModel("transformer", "seed_transformer", "Transformer", "transformer"),
-)
 
 
 @dataclass
@@ -109,11 +89,7 @@ class ExperimentSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.model_overrides) - {model.name for model in MODELS})
-        if unknown:
-            raise ValueError(
-                f"model_overrides names unknown models {unknown}; the models are {[m.name for m in MODELS]}."
-            )
+        check_model_names(self.model_overrides, "model_overrides")
         for name in ("num_beams", "probe_min_words", "probe_verses", "throughput_tokens", "throughput_repeats"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -265,37 +241,6 @@ def select_heatmap_verses(split: datasets.Dataset, word_counts: Sequence[int]) -
 # ------------------------------------------------------------------------------ training and testing
 
 
-def _finished_summary(config: TrainingConfig) -> dict[str, Any] | None:
-    """The summary of a finished run of exactly this config, or None (never run, interrupted, or changed)."""
-    run_dir = Path(config.output_dir)
-    summary, saved = run_dir / "summary.json", run_dir / "training_config.json"
-    # A restarted run rewrites training_config.json first, so an older summary.json is stale.
-    if not (summary.is_file() and saved.is_file()) or summary.stat().st_mtime < saved.stat().st_mtime:
-        return None
-    return read_json_if_exists(summary) if read_json_if_exists(saved) == config.to_dict() else None
-
-
-def train_model(config: TrainingConfig) -> dict[str, Any]:
-    """Train (or skip a finished run, or resume an interrupted one): the summary, wall time and machine load.
-
-    The wall time and load of the session that trained are kept in ``run_dir/experiment_training.json``,
-    so a re-run that skips the model still reports them.
-    """
-    conditions = Path(config.output_dir) / "experiment_training.json"
-    summary = _finished_summary(config)
-    if summary is not None:
-        logger.info("%s already trained with this config: skipping", config.output_dir)
-        return {"summary": summary, "reused": True, **(read_json_if_exists(conditions) or {})}
-    load_before, started = load_average(), time.perf_counter()
-    summary = dataclasses.asdict(train(config))
-    measured = {
-        "wall_seconds": round(time.perf_counter() - started, 1),
-        "load_average": {"start": load_before, "end": load_average()},
-    }
-    atomic_write_json(conditions, measured)
-    return {"summary": summary, "reused": False, **measured}
-
-
 def test_model(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -405,10 +350,7 @@ def analyse_fresh(
     device: torch.device,
 ) -> dict[str, dict[str, Any]]:
     """Gradient profiles of freshly initialised models, then their training speed by sentence length."""
-    fresh = {}
-    for name, config in configs.items():
-        transformers.set_seed(config.seed)
-        fresh[name] = build_model(config, tokenizer).to(device)
+    fresh = {name: fresh_model(config, tokenizer, device) for name, config in configs.items()}
     profiles = {
         name: probe_gradients(model, tokenizer, list(probe["source"]), list(probe["target"]))
         for name, model in fresh.items()
@@ -465,14 +407,6 @@ def draw_comparison_figures(results: dict[str, Any], figures_dir: Path) -> dict[
     return figures
 
 
-def _parameter_counts(model: PreTrainedModel) -> dict[str, int]:
-    """All parameters (shared tensors once) and those of the (shared, tied) input embedding."""
-    return {
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "embedding_parameters": model.get_input_embeddings().weight.numel(),
-    }
-
-
 def _samples(test_split: datasets.Dataset, hypotheses: list[str]) -> list[dict[str, str]]:
     picks = sorted({0, len(hypotheses) // 2, len(hypotheses) - 1})
     return [
@@ -520,18 +454,8 @@ def train_and_test(
     model, _ = load_model_and_tokenizer(trained["summary"]["best_model_dir"], device=device)
     metrics, hypotheses = test_model(model, tokenizer, test_split, run_dir, settings.num_beams, trained["reused"])
     return {
-        "label": spec.label,
-        "role": spec.role,
-        "preset": spec.preset,
-        "model_type": config.model_type,
-        "model": config.model,
-        "budget": {"max_minutes": config.max_minutes, "max_steps": config.max_steps},
-        **_parameter_counts(model),
-        "training": trained["summary"],
-        "reused": trained["reused"],
-        "wall_seconds": trained.get("wall_seconds"),
-        "load_average": trained.get("load_average"),
-        "history": read_json_if_exists(run_dir / "history.json"),
+        **training_entry(spec, config, trained),
+        **parameter_counts(model),
         "test": metrics,
         "samples": _samples(test_split, hypotheses),
     }
