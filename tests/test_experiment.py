@@ -223,7 +223,7 @@ def _model(label: str, role: str, bleu: float, buckets: list, throughput: list, 
     }
 
 
-def synthetic_results() -> dict[str, Any]:
+def made_up_results() -> dict[str, Any]:
     """A results dict shaped like run_experiment's, with numbers that make claims 1-7 hold."""
     return {
         "created": "2026-11-26T12:00:00+00:00",
@@ -270,7 +270,7 @@ def synthetic_results() -> dict[str, Any]:
 
 
 def test_claims_follow_the_numbers():
-    results = synthetic_results()
+    results = made_up_results()
     assert [claim.verdict for claim in assess_claims(results)] == [HELD] * 7
     claims = {claim.title: claim for claim in assess_claims(results)}
     long_claim = claims["Without attention, quality collapses on long sentences (51+ words)"]
@@ -295,7 +295,7 @@ def test_claims_follow_the_numbers():
 
 
 def test_report_has_every_section_figure_and_number():
-    results = synthetic_results()
+    results = made_up_results()
     markdown = render_markdown(results)
     for heading in (
         "# The seed experiment",
@@ -317,6 +317,89 @@ def test_report_has_every_section_figure_and_number():
     assert "Smoke run" not in markdown and "No model finished an epoch" in markdown
     quick = copy.deepcopy(results) | {"quick": True}
     assert "Smoke run" in render_markdown(quick)
+
+
+def _controlled_model(label: str, role: str, token_accuracy: list[float], spread: float) -> dict[str, Any]:
+    """A model of the controlled part with the given token accuracy per bucket (shortest first)."""
+    buckets = [(5, 10), (11, 40), (41, 80)]
+    rows = [
+        {"bucket": f"{low}-{high}", "min_length": low, "max_length": high, "n": 50, "token_accuracy": accuracy,
+         "exact_match": accuracy**high}
+        for (low, high), accuracy in zip(buckets, token_accuracy)
+    ]  # fmt: skip
+    gradients = {"spread": spread, "first_to_last": 1.0, "from_start": [1.0, 0.5], "from_end": [1.0, 0.5]}
+    sample = {"source": "a b c", "reference": "c b a", "output": "c b a"}
+    return {
+        "label": label,
+        "role": role,
+        "parameters": 180_000,
+        "reused": False,
+        "training": {"steps": 3000, "train_seconds": 180.0, "best_dev_bleu": 90.0},
+        "test": {"token_accuracy": sum(token_accuracy) / 3, "exact_match": 0.5, "by_length": rows},
+        "samples": [sample, sample],
+        "gradients": {"trained": gradients, "init": gradients},
+    }
+
+
+def with_controlled_part(results: dict[str, Any], accuracies: dict[str, list[float]]) -> dict[str, Any]:
+    """``results`` with a controlled part whose models have these token accuracies per bucket."""
+    roles = {"rnn_none": "no_attention", "rnn_bahdanau": "attention_rnn", "rnn_luong": "attention_rnn"}
+    models = {
+        name: _controlled_model(name, roles.get(name, "transformer"), accuracy, 1e4 if name == "rnn_none" else 3.0)
+        for name, accuracy in accuracies.items()
+    }
+    task = {"symbols": 20, "min_length": 5, "typical_max_length": 40, "max_length": 80, "long_fraction": 0.1,
+            "train_examples": 20_000, "test_per_bucket": 50}  # fmt: skip
+    figures = {key: f"synthetic_{key}.png" for key in ("token_accuracy", "exact_match", "gradient")}
+    synthetic = {"task": task, "probe": {"strings": 16, "min_length": 71}, "models": models, "figures": figures}
+    return {**results, "synthetic": {**synthetic, "wall_seconds": 600.0}}
+
+
+HOLDS = {
+    "rnn_none": [1.0, 0.6, 0.2],
+    "rnn_bahdanau": [1.0, 0.99, 0.95],
+    "rnn_luong": [1.0, 1.0, 0.97],
+    "transformer": [1.0, 1.0, 0.99],
+}
+
+
+def test_controlled_claims_hold_when_attention_keeps_its_accuracy_on_long_strings():
+    results = with_controlled_part(made_up_results(), HOLDS)
+    claims = assess_claims(results)
+    assert [claim.verdict for claim in claims] == [HELD] * 10
+    collapse = claims[7]
+    assert collapse.title.startswith("Controlled task: Without attention, accuracy collapses on long inputs")
+    assert "rnn_none 0.20 of 1.00 (kept 0.20); rnn_bahdanau 0.95 of 1.00 (kept 0.95)" in collapse.evidence
+    assert "16 test strings of ≥ 71 symbols" in claims[9].evidence
+    markdown = render_markdown(results)
+    assert "\n## Controlled task: reversing random strings\n" in markdown
+    assert "| rnn_none | 1.00 | 0.60 | 0.20 | 0.60 |" in markdown  # token accuracy by bucket, then overall
+    for figure in ("synthetic_token_accuracy.png", "synthetic_exact_match.png", "synthetic_gradient.png"):
+        assert f"(experiment/{figure})" in markdown
+    assert "Where the data does not back the seed notes: nowhere" in markdown
+    assert markdown.index("## Controlled task") < markdown.index("## What the numbers show")
+
+
+def test_controlled_claims_do_not_hold_when_the_numbers_disagree():
+    no_collapse = {**HOLDS, "rnn_none": [1.0, 0.9, 0.8]}  # the fixed-size vector copes
+    verdicts = [claim.verdict for claim in assess_claims(with_controlled_part(made_up_results(), no_collapse))]
+    assert verdicts[7] == NOT_HELD and verdicts[8] == HELD
+
+    attention_collapses = {**HOLDS, "rnn_luong": [1.0, 0.5, 0.3], "transformer": [1.0, 0.4, 0.1]}
+    results = with_controlled_part(made_up_results(), attention_collapses)
+    verdicts = [claim.verdict for claim in assess_claims(results)]
+    assert verdicts[7] == MIXED and verdicts[8] == NOT_HELD  # held against Bahdanau, not against Luong
+    assert "claims 8 (mixed), 9 (did not hold)" in render_markdown(results)
+
+    unlearned = {**HOLDS, "rnn_none": [0.1, 0.06, 0.05]}  # chance level even on short strings
+    assert assess_claims(with_controlled_part(made_up_results(), unlearned))[7].verdict == INCONCLUSIVE
+    in_between = {**HOLDS, "transformer": [1.0, 0.9, 0.7]}
+    assert assess_claims(with_controlled_part(made_up_results(), in_between))[8].verdict == INCONCLUSIVE
+
+
+def test_the_report_leaves_out_a_skipped_controlled_part():
+    results = made_up_results() | {"synthetic": None}
+    assert len(assess_claims(results)) == 7 and "## Controlled task" not in render_markdown(results)
 
 
 # ------------------------------------------------------------------------------ end to end
