@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from tiny_seq2seq import bible_corpus, one_torch_thread, small_tokenizer, tiny_model  # noqa: F401
+from tiny_seq2seq import (  # noqa: F401
+    TINY_SEED_OVERRIDES,
+    bible_corpus,
+    one_torch_thread,
+    small_tokenizer,
+    tiny_model,
+    tiny_synthetic_settings,
+)
 from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
 from hf_attn.cli import main
@@ -160,6 +167,10 @@ def test_command_line_reproduces_the_settings():
         "hf-attn experiment --quick --minutes-per-model 2.5 --test-per-bucket 0 --set max_tokens=900"
     )
     assert command_line(make_settings()) == "hf-attn experiment"
+    assert command_line(make_settings(synthetic=False)) == "hf-attn experiment --no-synthetic"
+    quick = make_settings(quick=True, synthetic_steps=7)
+    assert command_line(quick) == "hf-attn experiment --quick --synthetic-steps 7"
+    assert quick.synthetic.task.train_examples == 2000  # the quick task, with another budget
     assert make_settings().docs_dir == "docs"
 
 
@@ -405,7 +416,6 @@ def test_the_report_leaves_out_a_skipped_controlled_part():
 # ------------------------------------------------------------------------------ end to end
 
 
-RNN_TINY = ("model.hidden_size=16", "model.embedding_size=16", "model.encoder_hidden_size=16", "model.decoder_layers=1")
 MICRO_TRAINING = (
     "max_train_examples=32",
     "max_tokens=256",
@@ -415,13 +425,6 @@ MICRO_TRAINING = (
     "eval_examples=2",
     "save_every=2",
     "log_every=1",
-)
-TRANSFORMER_TINY = (
-    "model.d_model=16",
-    "model.encoder_layers=1",
-    "model.decoder_layers=1",
-    "model.encoder_ffn_dim=32",
-    "model.decoder_ffn_dim=32",
 )
 
 
@@ -434,12 +437,8 @@ def test_micro_experiment_end_to_end(tmp_path):
         docs_dir=str(tmp_path / "docs"),
         tokenizer=str(tokenizer_dir),
         extra_overrides=MICRO_TRAINING,
-        model_overrides={
-            "rnn_none": RNN_TINY,
-            "rnn_bahdanau": RNN_TINY,
-            "rnn_luong": RNN_TINY,
-            "transformer": TRANSFORMER_TINY,
-        },
+        model_overrides=TINY_SEED_OVERRIDES,
+        synthetic=tiny_synthetic_settings(),
         test_per_bucket=1,
         num_beams=1,
         heatmap_words=(10,),
@@ -458,12 +457,19 @@ def test_micro_experiment_end_to_end(tmp_path):
         assert entry["cross_attention"] == (name != "rnn_none")
         card = (tmp_path / "run" / name / "best" / "README.md").read_text()
         assert "experiment.md" in card
+    synthetic = results["synthetic"]
+    assert list(synthetic["models"]) == [m.name for m in MODELS]
+    for entry in synthetic["models"].values():
+        assert entry["training"]["steps"] == 2 and [row["n"] for row in entry["test"]["by_length"]] == [3, 3]
+        assert entry["gradients"]["init"]["num_verses"] == entry["gradients"]["trained"]["num_verses"] == 2
     transformer_figures = [f["file"] for f in results["models"]["transformer"]["heatmaps"][0]["figures"]]
     assert transformer_figures == ["attention_transformer_verse1_layer1.png", "attention_transformer_verse1_head.png"]
     for report_dir in (tmp_path / "docs", tmp_path / "run"):
         markdown = (report_dir / "experiment.md").read_text()
         links = re.findall(r"\]\((experiment/[^)]+)\)", markdown)
         assert len(links) >= 10 and all((report_dir / link).is_file() for link in links)
+        assert "## Controlled task: reversing random strings" in markdown
+        assert "experiment/synthetic_token_accuracy.png" in links
 
     configs = training_configs(settings, str(tokenizer_dir))
     skipped = train_model(configs["rnn_none"])  # a finished run with the same config is skipped...
@@ -482,8 +488,35 @@ def test_cli_help(capsys):
         main(["experiment", "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--quick", "--minutes-per-model", "--steps-per-model", "--docs-dir", "--output-dir", "--set"):
+    for option in (
+        "--quick",
+        "--minutes-per-model",
+        "--steps-per-model",
+        "--docs-dir",
+        "--output-dir",
+        "--set",
+        "--no-synthetic",
+        "--synthetic-steps",
+    ):
         assert option in text
+
+
+def test_cli_passes_the_controlled_part_options_and_prints_its_accuracy(monkeypatch, capsys):
+    import research.experiment.run as experiment
+
+    seen = []
+
+    def fake_run(settings):
+        seen.append(settings)
+        synthetic = None if settings.synthetic is None else {"models": {"rnn_none": {"test": {"token_accuracy": 0.5}}}}
+        return {"models": {"rnn_none": {"test": {"bleu": 1.0}}}, "synthetic": synthetic}
+
+    monkeypatch.setattr(experiment, "run_experiment", fake_run)
+    assert main(["experiment", "--quick", "--synthetic-steps", "9"]) == 0
+    assert json.loads(capsys.readouterr().out)["synthetic_token_accuracy"] == {"rnn_none": 0.5}
+    assert main(["experiment", "--no-synthetic"]) == 0
+    assert "synthetic_token_accuracy" not in json.loads(capsys.readouterr().out)
+    assert seen[0].synthetic.max_steps == 9 and seen[1].synthetic is None
 
 
 def test_script_help():

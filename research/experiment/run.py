@@ -10,6 +10,8 @@ Then the experiment measures each claim of the project's seed notes:
 * alignments the decoder learned (cross-attention heatmaps of real test verses);
 * vanishing gradients (:mod:`research.experiment.gradient_probe` on long verses, trained and at init);
 * sequential computation (:mod:`research.experiment.length_scaling`: training tokens/s against length);
+* the long-input and gradient claims again on a controlled task small enough to train on a CPU
+  (:mod:`research.experiment.synthetic_run`: reversing random strings, accuracy by length);
 
 and writes ``results.json``, the figures and a report (:mod:`research.experiment.report`)
 whose conclusions are computed from the numbers. Re-running with the same output folder
@@ -52,6 +54,7 @@ from .gradient_probe import probe_gradients
 from .length_scaling import training_tokens_per_second
 from .report import FIGURES_DIR, REPORT_NAME, write_report
 from .runs import MODELS, ExperimentModel, check_model_names, fresh_model, parameter_counts, train_model, training_entry
+from .synthetic_run import QUICK_SYNTHETIC, SyntheticSettings, draw_synthetic_figures, run_synthetic
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +67,8 @@ class ExperimentSettings:
     ``max_steps`` overrides them; ``max_minutes`` adds a wall-clock cap; ``overrides`` are ``key=value`` training
     config changes for all models and ``model_overrides`` per model name (e.g. tiny models in
     tests). ``test_per_bucket`` caps the test verses of each length bucket (a seeded sample;
-    ``None`` = the whole test split).
+    ``None`` = the whole test split). ``synthetic`` is the controlled part (string reversal, its own small
+    budget; :mod:`research.experiment.synthetic_run`), or None to skip it.
     """
 
     output_dir: str = "runs/seed_experiment"
@@ -84,6 +88,7 @@ class ExperimentSettings:
     throughput_tokens: int = 2048
     throughput_repeats: int = 3
     bleu_margin: float = 1.0
+    synthetic: SyntheticSettings | None = field(default_factory=SyntheticSettings)
     write_cards: bool = True
     device: str | None = None
     seed: int = 0
@@ -120,6 +125,7 @@ QUICK = {
     "throughput_lengths": (16, 64, 256),
     "throughput_tokens": 512,
     "throughput_repeats": 1,
+    "synthetic": QUICK_SYNTHETIC,
 }
 
 
@@ -128,17 +134,26 @@ def make_settings(
     *,
     extra_overrides: Sequence[str] = (),
     test_per_bucket: int | None = None,
+    synthetic: SyntheticSettings | bool = True,
+    synthetic_steps: int | None = None,
     **changes: Any,
 ) -> ExperimentSettings:
     """The default settings, or the quick ones, with ``changes`` (None = keep); ``test_per_bucket=0`` = all verses.
 
     ``extra_overrides`` are added after the preset's own (quick) overrides. A quick run writes
     no docs unless ``docs_dir`` is given, so a smoke run never replaces the published report.
+    ``synthetic`` is True for the default (or quick) controlled part, False to skip it, or its settings;
+    ``synthetic_steps`` changes its budget.
     """
     values: dict[str, Any] = {**QUICK, "quick": True, "docs_dir": None} if quick else {}
     values.update({key: value for key, value in changes.items() if value is not None})
     if test_per_bucket is not None:
         values["test_per_bucket"] = test_per_bucket or None
+    if synthetic is True:
+        synthetic = values.get("synthetic", SyntheticSettings())
+    if synthetic and synthetic_steps is not None:
+        synthetic = dataclasses.replace(synthetic, max_steps=synthetic_steps)
+    values["synthetic"] = synthetic or None
     values["overrides"] = (*values.get("overrides", ()), *extra_overrides)
     return ExperimentSettings(**values)
 
@@ -161,6 +176,10 @@ def command_line(settings: ExperimentSettings) -> str:
         if value != getattr(baseline, name):
             words += [flag, "0" if name == "test_per_bucket" and value is None else str(value)]
     words += [word for assignment in settings.overrides[len(baseline.overrides) :] for word in ("--set", assignment)]
+    if settings.synthetic is None:
+        words.append("--no-synthetic")
+    elif settings.synthetic.max_steps != baseline.synthetic.max_steps:
+        words += ["--synthetic-steps", str(settings.synthetic.max_steps)]
     if not settings.write_cards:
         words.append("--no-cards")
     return shlex.join(words)
@@ -498,6 +517,15 @@ def _results_header(
     }
 
 
+def _run_synthetic_part(settings: ExperimentSettings, output_dir: Path, device: torch.device) -> dict[str, Any] | None:
+    """The controlled part's results with its wall time, or None when the settings skip it."""
+    if settings.synthetic is None:
+        return None
+    started = time.perf_counter()
+    synthetic = run_synthetic(settings.synthetic, output_dir, device)
+    return {**synthetic, "wall_seconds": round(time.perf_counter() - started, 1)}
+
+
 def run_experiment(settings: ExperimentSettings) -> dict[str, Any]:
     """Train, test and analyse the four models; write results.json, the figures and the report(s)."""
     started = time.perf_counter()
@@ -516,6 +544,7 @@ def run_experiment(settings: ExperimentSettings) -> dict[str, Any]:
     )
     heatmap_verses = select_heatmap_verses(test, settings.heatmap_words)
     results = _results_header(settings, device, tokenizer_dir, tokenizer, test_split, len(test), probe)
+    results["synthetic"] = _run_synthetic_part(settings, output_dir, device)
     for spec in MODELS:
         results["models"][spec.name] = train_and_test(spec, configs[spec.name], tokenizer, test_split, settings, device)
 
@@ -529,6 +558,8 @@ def run_experiment(settings: ExperimentSettings) -> dict[str, Any]:
             results["models"][name]["gradients"]["init"] = measured["init"]
             results["models"][name]["throughput"] = measured["throughput"]
         results["figures"] = draw_comparison_figures(results, figures_dir)
+        if results["synthetic"] is not None:
+            results["synthetic"]["figures"] = draw_synthetic_figures(results["synthetic"], figures_dir)
 
     atomic_directory(output_dir / FIGURES_DIR, analyse_and_draw)
     results["hardware"]["load_average_end"] = load_average()
