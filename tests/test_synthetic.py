@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -145,7 +146,7 @@ def test_perfect_and_random_outputs_score_one_and_near_chance():
 def test_task_data_goes_through_the_user_data_loader(tmp_path):
     settings = tiny_synthetic_settings()
     data_dir, tokenizer_dir = prepare_task(settings.task, tmp_path)
-    assert data_dir.parent.name == f"task-{settings.task.fingerprint()}"
+    assert data_dir.parent.name == tokenizer_dir.parent.name == f"task-{settings.task.fingerprint()}"
     corpus = load_parallel_data(str(data_dir))
     assert list(corpus) == ["train", "validation", "test"] and len(corpus["test"]) == 6
     configs = synthetic_configs(settings, tmp_path, data_dir, tokenizer_dir)
@@ -153,6 +154,7 @@ def test_task_data_goes_through_the_user_data_loader(tmp_path):
     assert {c.max_steps for c in configs.values()} == {2} and {c.data for c in configs.values()} == {str(data_dir)}
     assert configs["rnn_none"].model["attention_type"] == "none"
     assert configs["rnn_luong"].model["input_feeding"] is True
+    assert Path(configs["transformer"].output_dir) == data_dir.parent / "transformer"  # runs live with their data
     sized = synthetic_configs(dataclasses.replace(settings, model_overrides={}), tmp_path, data_dir, tokenizer_dir)
     assert sized["rnn_bahdanau"].model["hidden_size"] == 64 and sized["transformer"].model["d_model"] == 64
 
@@ -171,3 +173,6 @@ def test_tiny_controlled_run_trains_tests_probes_and_reuses(tmp_path):
     again = run_synthetic(settings, tmp_path, device=torch.device("cpu"))
     assert all(entry["reused"] for entry in again["models"].values())
     assert {n: e["test"] for n, e in again["models"].items()} == {n: e["test"] for n, e in results["models"].items()}
+    other_task = dataclasses.replace(settings, task=dataclasses.replace(settings.task, seed=1), max_steps=1)
+    fresh = run_synthetic(other_task, tmp_path, device=torch.device("cpu"))
+    assert all(not e["reused"] and e["training"]["steps"] == 1 for e in fresh["models"].values())  # not resumed

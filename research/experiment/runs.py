@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ MODELS = (
 )
 
 
-def check_model_names(names: Any, what: str) -> None:
+def check_model_names(names: Iterable[str], what: str) -> None:
     """Raise if ``names`` mentions a model that is not one of :data:`MODELS`."""
     unknown = sorted(set(names) - {model.name for model in MODELS})
     if unknown:

@@ -5,8 +5,8 @@ smoothing and the optimiser kept), trained for the same number of updates by the
 on the task's data (a saved ``DatasetDict``, read by :func:`hf_attn.data.load_parallel_data`) and
 its word-level tokenizer. Then greedy ``generate()`` is scored by string length, and the gradient
 probe runs on the longest test strings, at initialisation and trained. A re-run skips models
-whose training finished with the same config; data made for other task settings lives in
-another folder, so runs on it are never mistaken for these.
+whose training finished with the same config and continues one with a larger budget; the data,
+tokenizer and runs of other task settings live in another folder, so none is mistaken for these.
 """
 
 from __future__ import annotations
@@ -100,10 +100,14 @@ QUICK_SYNTHETIC = SyntheticSettings(
 )
 
 
+def task_folder(task: ReversalTask, root: Path) -> Path:
+    """Where the task's data, tokenizer and training runs live: one folder per task setting."""
+    return root / f"task-{task.fingerprint()}"
+
+
 def prepare_task(task: ReversalTask, root: Path) -> tuple[Path, Path]:
-    """The task's data (a saved DatasetDict) and tokenizer folders under ``root``, made once per task setting."""
-    folder = root / f"task-{task.fingerprint()}"
-    data_dir, tokenizer_dir = folder / "data", folder / "tokenizer"
+    """The task's data (a saved DatasetDict) and tokenizer folders, made once per task setting."""
+    data_dir, tokenizer_dir = task_folder(task, root) / "data", task_folder(task, root) / "tokenizer"
     if not data_dir.is_dir():
         atomic_directory(data_dir, lambda staging: generate_splits(task).save_to_disk(str(staging)))
     if not tokenizer_dir.is_dir():
@@ -125,7 +129,7 @@ def synthetic_configs(
             *settings.model_overrides.get(model.name, ()),
             f"data={data_dir}",
             f"tokenizer={tokenizer_dir}",
-            f"output_dir={root / model.name}",
+            f"output_dir={task_folder(settings.task, root) / model.name}",
         ]
         configs[model.name] = load_training_config(model.preset, assignments)
     return configs
