@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from tiny_seq2seq import bible_corpus, one_torch_thread, small_tokenizer, tiny_model  # noqa: F401
+from tiny_seq2seq import (  # noqa: F401
+    TINY_SEED_OVERRIDES,
+    bible_corpus,
+    one_torch_thread,
+    small_tokenizer,
+    tiny_model,
+    tiny_synthetic_settings,
+)
 from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
 from hf_attn.cli import main
@@ -160,6 +167,10 @@ def test_command_line_reproduces_the_settings():
         "hf-attn experiment --quick --minutes-per-model 2.5 --test-per-bucket 0 --set max_tokens=900"
     )
     assert command_line(make_settings()) == "hf-attn experiment"
+    assert command_line(make_settings(synthetic=False)) == "hf-attn experiment --no-synthetic"
+    quick = make_settings(quick=True, synthetic_steps=7)
+    assert command_line(quick) == "hf-attn experiment --quick --synthetic-steps 7"
+    assert quick.synthetic.task.train_examples == 2000  # the quick task, with another budget
     assert make_settings().docs_dir == "docs"
 
 
@@ -223,7 +234,7 @@ def _model(label: str, role: str, bleu: float, buckets: list, throughput: list, 
     }
 
 
-def synthetic_results() -> dict[str, Any]:
+def made_up_results() -> dict[str, Any]:
     """A results dict shaped like run_experiment's, with numbers that make claims 1-7 hold."""
     return {
         "created": "2026-11-26T12:00:00+00:00",
@@ -270,7 +281,7 @@ def synthetic_results() -> dict[str, Any]:
 
 
 def test_claims_follow_the_numbers():
-    results = synthetic_results()
+    results = made_up_results()
     assert [claim.verdict for claim in assess_claims(results)] == [HELD] * 7
     claims = {claim.title: claim for claim in assess_claims(results)}
     long_claim = claims["Without attention, quality collapses on long sentences (51+ words)"]
@@ -295,7 +306,7 @@ def test_claims_follow_the_numbers():
 
 
 def test_report_has_every_section_figure_and_number():
-    results = synthetic_results()
+    results = made_up_results()
     markdown = render_markdown(results)
     for heading in (
         "# The seed experiment",
@@ -319,10 +330,92 @@ def test_report_has_every_section_figure_and_number():
     assert "Smoke run" in render_markdown(quick)
 
 
+def _controlled_model(label: str, role: str, token_accuracy: list[float], spread: float) -> dict[str, Any]:
+    """A model of the controlled part with the given token accuracy per bucket (shortest first)."""
+    buckets = [(5, 10), (11, 40), (41, 80)]
+    rows = [
+        {"bucket": f"{low}-{high}", "min_length": low, "max_length": high, "n": 50, "token_accuracy": accuracy,
+         "exact_match": accuracy**high}
+        for (low, high), accuracy in zip(buckets, token_accuracy)
+    ]  # fmt: skip
+    gradients = {"spread": spread, "first_to_last": 1.0, "from_start": [1.0, 0.5], "from_end": [1.0, 0.5]}
+    sample = {"source": "a b c", "reference": "c b a", "output": "c b a"}
+    return {
+        "label": label,
+        "role": role,
+        "parameters": 180_000,
+        "reused": False,
+        "training": {"steps": 3000, "train_seconds": 180.0, "best_dev_bleu": 90.0},
+        "test": {"token_accuracy": sum(token_accuracy) / 3, "exact_match": 0.5, "by_length": rows},
+        "samples": [sample, sample],
+        "gradients": {"trained": gradients, "init": gradients},
+    }
+
+
+def with_controlled_part(results: dict[str, Any], accuracies: dict[str, list[float]]) -> dict[str, Any]:
+    """``results`` with a controlled part whose models have these token accuracies per bucket."""
+    roles = {"rnn_none": "no_attention", "rnn_bahdanau": "attention_rnn", "rnn_luong": "attention_rnn"}
+    models = {
+        name: _controlled_model(name, roles.get(name, "transformer"), accuracy, 1e4 if name == "rnn_none" else 3.0)
+        for name, accuracy in accuracies.items()
+    }
+    task = {"symbols": 20, "min_length": 5, "typical_max_length": 40, "max_length": 80, "long_fraction": 0.1,
+            "train_examples": 20_000, "test_per_bucket": 50}  # fmt: skip
+    figures = {key: f"synthetic_{key}.png" for key in ("token_accuracy", "exact_match", "gradient")}
+    synthetic = {"task": task, "probe": {"strings": 16, "min_length": 71}, "models": models, "figures": figures}
+    return {**results, "synthetic": {**synthetic, "wall_seconds": 600.0}}
+
+
+HOLDS = {
+    "rnn_none": [1.0, 0.6, 0.2],
+    "rnn_bahdanau": [1.0, 0.99, 0.95],
+    "rnn_luong": [1.0, 1.0, 0.97],
+    "transformer": [1.0, 1.0, 0.99],
+}
+
+
+def test_controlled_claims_hold_when_attention_keeps_its_accuracy_on_long_strings():
+    results = with_controlled_part(made_up_results(), HOLDS)
+    claims = assess_claims(results)
+    assert [claim.verdict for claim in claims] == [HELD] * 10
+    collapse = claims[7]
+    assert collapse.title.startswith("Controlled task: Without attention, accuracy collapses on long inputs")
+    assert "rnn_none 0.20 of 1.00 (kept 0.20); rnn_bahdanau 0.95 of 1.00 (kept 0.95)" in collapse.evidence
+    assert "16 test strings of ≥ 71 symbols" in claims[9].evidence
+    markdown = render_markdown(results)
+    assert "\n## Controlled task: reversing random strings\n" in markdown
+    assert "| rnn_none | 1.00 | 0.60 | 0.20 | 0.60 |" in markdown  # token accuracy by bucket, then overall
+    for figure in ("synthetic_token_accuracy.png", "synthetic_exact_match.png", "synthetic_gradient.png"):
+        assert f"(experiment/{figure})" in markdown
+    assert "Where the data does not back the seed notes: nowhere" in markdown
+    assert markdown.index("## Controlled task") < markdown.index("## What the numbers show")
+
+
+def test_controlled_claims_do_not_hold_when_the_numbers_disagree():
+    no_collapse = {**HOLDS, "rnn_none": [1.0, 0.9, 0.8]}  # the fixed-size vector copes
+    verdicts = [claim.verdict for claim in assess_claims(with_controlled_part(made_up_results(), no_collapse))]
+    assert verdicts[7] == NOT_HELD and verdicts[8] == HELD
+
+    attention_collapses = {**HOLDS, "rnn_luong": [1.0, 0.5, 0.3], "transformer": [1.0, 0.4, 0.1]}
+    results = with_controlled_part(made_up_results(), attention_collapses)
+    verdicts = [claim.verdict for claim in assess_claims(results)]
+    assert verdicts[7] == MIXED and verdicts[8] == NOT_HELD  # held against Bahdanau, not against Luong
+    assert "claims 8 (mixed), 9 (did not hold)" in render_markdown(results)
+
+    unlearned = {**HOLDS, "rnn_none": [0.1, 0.06, 0.05]}  # chance level even on short strings
+    assert assess_claims(with_controlled_part(made_up_results(), unlearned))[7].verdict == INCONCLUSIVE
+    in_between = {**HOLDS, "transformer": [1.0, 0.9, 0.7]}
+    assert assess_claims(with_controlled_part(made_up_results(), in_between))[8].verdict == INCONCLUSIVE
+
+
+def test_the_report_leaves_out_a_skipped_controlled_part():
+    results = made_up_results() | {"synthetic": None}
+    assert len(assess_claims(results)) == 7 and "## Controlled task" not in render_markdown(results)
+
+
 # ------------------------------------------------------------------------------ end to end
 
 
-RNN_TINY = ("model.hidden_size=16", "model.embedding_size=16", "model.encoder_hidden_size=16", "model.decoder_layers=1")
 MICRO_TRAINING = (
     "max_train_examples=32",
     "max_tokens=256",
@@ -332,13 +425,6 @@ MICRO_TRAINING = (
     "eval_examples=2",
     "save_every=2",
     "log_every=1",
-)
-TRANSFORMER_TINY = (
-    "model.d_model=16",
-    "model.encoder_layers=1",
-    "model.decoder_layers=1",
-    "model.encoder_ffn_dim=32",
-    "model.decoder_ffn_dim=32",
 )
 
 
@@ -351,12 +437,8 @@ def test_micro_experiment_end_to_end(tmp_path):
         docs_dir=str(tmp_path / "docs"),
         tokenizer=str(tokenizer_dir),
         extra_overrides=MICRO_TRAINING,
-        model_overrides={
-            "rnn_none": RNN_TINY,
-            "rnn_bahdanau": RNN_TINY,
-            "rnn_luong": RNN_TINY,
-            "transformer": TRANSFORMER_TINY,
-        },
+        model_overrides=TINY_SEED_OVERRIDES,
+        synthetic=tiny_synthetic_settings(),
         test_per_bucket=1,
         num_beams=1,
         heatmap_words=(10,),
@@ -375,12 +457,19 @@ def test_micro_experiment_end_to_end(tmp_path):
         assert entry["cross_attention"] == (name != "rnn_none")
         card = (tmp_path / "run" / name / "best" / "README.md").read_text()
         assert "experiment.md" in card
+    synthetic = results["synthetic"]
+    assert list(synthetic["models"]) == [m.name for m in MODELS]
+    for entry in synthetic["models"].values():
+        assert entry["training"]["steps"] == 2 and [row["n"] for row in entry["test"]["by_length"]] == [3, 3]
+        assert entry["gradients"]["init"]["num_verses"] == entry["gradients"]["trained"]["num_verses"] == 2
     transformer_figures = [f["file"] for f in results["models"]["transformer"]["heatmaps"][0]["figures"]]
     assert transformer_figures == ["attention_transformer_verse1_layer1.png", "attention_transformer_verse1_head.png"]
     for report_dir in (tmp_path / "docs", tmp_path / "run"):
         markdown = (report_dir / "experiment.md").read_text()
         links = re.findall(r"\]\((experiment/[^)]+)\)", markdown)
         assert len(links) >= 10 and all((report_dir / link).is_file() for link in links)
+        assert "## Controlled task: reversing random strings" in markdown
+        assert "experiment/synthetic_token_accuracy.png" in links
 
     configs = training_configs(settings, str(tokenizer_dir))
     skipped = train_model(configs["rnn_none"])  # a finished run with the same config is skipped...
@@ -399,8 +488,35 @@ def test_cli_help(capsys):
         main(["experiment", "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--quick", "--minutes-per-model", "--steps-per-model", "--docs-dir", "--output-dir", "--set"):
+    for option in (
+        "--quick",
+        "--minutes-per-model",
+        "--steps-per-model",
+        "--docs-dir",
+        "--output-dir",
+        "--set",
+        "--no-synthetic",
+        "--synthetic-steps",
+    ):
         assert option in text
+
+
+def test_cli_passes_the_controlled_part_options_and_prints_its_accuracy(monkeypatch, capsys):
+    import research.experiment.run as experiment
+
+    seen = []
+
+    def fake_run(settings):
+        seen.append(settings)
+        synthetic = None if settings.synthetic is None else {"models": {"rnn_none": {"test": {"token_accuracy": 0.5}}}}
+        return {"models": {"rnn_none": {"test": {"bleu": 1.0}}}, "synthetic": synthetic}
+
+    monkeypatch.setattr(experiment, "run_experiment", fake_run)
+    assert main(["experiment", "--quick", "--synthetic-steps", "9"]) == 0
+    assert json.loads(capsys.readouterr().out)["synthetic_token_accuracy"] == {"rnn_none": 0.5}
+    assert main(["experiment", "--no-synthetic"]) == 0
+    assert "synthetic_token_accuracy" not in json.loads(capsys.readouterr().out)
+    assert seen[0].synthetic.max_steps == 9 and seen[1].synthetic is None
 
 
 def test_script_help():

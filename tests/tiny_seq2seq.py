@@ -146,3 +146,48 @@ def train_tiny_run(model_type: str, output_dir: Path, test_examples: int = 6) ->
         max_examples=test_examples, max_new_tokens=16,
     )  # fmt: skip
     return output_dir
+
+
+# Training-config overrides that shrink each seed preset's model to a tiny one (the experiment's tests).
+TINY_RNN_OVERRIDES = (
+    "model.hidden_size=16",
+    "model.embedding_size=16",
+    "model.encoder_hidden_size=16",
+    "model.decoder_layers=1",
+)
+TINY_TRANSFORMER_OVERRIDES = (
+    "model.d_model=16",
+    "model.encoder_layers=1",
+    "model.decoder_layers=1",
+    "model.encoder_ffn_dim=32",
+    "model.decoder_ffn_dim=32",
+)
+TINY_SEED_OVERRIDES = {
+    "rnn_none": TINY_RNN_OVERRIDES,
+    "rnn_bahdanau": TINY_RNN_OVERRIDES,
+    "rnn_luong": TINY_RNN_OVERRIDES,
+    "transformer": TINY_TRANSFORMER_OVERRIDES,
+}
+
+
+def tiny_synthetic_settings(max_steps: int = 2):
+    """The controlled part at toy scale: strings of 3-16 symbols in two buckets, tiny models, a few updates."""
+    from research.experiment.synthetic import ReversalTask
+    from research.experiment.synthetic_run import SyntheticSettings
+
+    return SyntheticSettings(
+        task=ReversalTask(
+            symbols=6,
+            min_length=3,
+            typical_max_length=8,
+            max_length=16,
+            train_examples=48,
+            validation_examples=4,
+            test_per_bucket=3,
+            bucket_width=8,
+        ),
+        max_steps=max_steps,
+        overrides=("max_tokens=256", "warmup_steps=1", "eval_every=2", "eval_examples=4", "save_every=2"),
+        model_overrides=TINY_SEED_OVERRIDES,
+        probe_sequences=2,
+    )

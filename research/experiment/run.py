@@ -10,6 +10,8 @@ Then the experiment measures each claim of the project's seed notes:
 * alignments the decoder learned (cross-attention heatmaps of real test verses);
 * vanishing gradients (:mod:`research.experiment.gradient_probe` on long verses, trained and at init);
 * sequential computation (:mod:`research.experiment.length_scaling`: training tokens/s against length);
+* the long-input and gradient claims again on a controlled task small enough to train on a CPU
+  (:mod:`research.experiment.synthetic_run`: reversing random strings, accuracy by length);
 
 and writes ``results.json``, the figures and a report (:mod:`research.experiment.report`)
 whose conclusions are computed from the numbers. Re-running with the same output folder
@@ -34,7 +36,6 @@ from typing import Any
 import datasets
 import numpy as np
 import torch
-import transformers
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from hf_attn.atomic import atomic_directory, atomic_write_json, read_json_if_exists
@@ -47,33 +48,15 @@ from hf_attn.plotting import plot_attention, plot_bleu_by_length, plot_learning_
 from hf_attn.quickstart import shared_tokenizer_dir
 from hf_attn.tokenization import load_tokenizer
 from hf_attn.training.config import TrainingConfig, load_training_config
-from hf_attn.training.loop import train
-from hf_attn.training.setup import build_model
 
 from ..provenance import describe_machine, load_average
 from .gradient_probe import probe_gradients
 from .length_scaling import training_tokens_per_second
 from .report import FIGURES_DIR, REPORT_NAME, write_report
+from .runs import MODELS, ExperimentModel, check_model_names, fresh_model, parameter_counts, train_model, training_entry
+from .synthetic_run import QUICK_SYNTHETIC, SyntheticSettings, draw_synthetic_figures, run_synthetic
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ExperimentModel:
-    """One of the compared models: its run folder name, preset, display label and role in the claims."""
-
-    name: str
-    preset: str
-    label: str
-    role: str
-
-
-MODELS = (
-    ExperimentModel("rnn_none", "seed_rnn_none", "RNN, no attention", "no_attention"),
-    ExperimentModel("rnn_bahdanau", "seed_rnn_bahdanau", "RNN + Bahdanau", "attention_rnn"),
-    ExperimentModel("rnn_luong", "seed_rnn_luong", "RNN + Luong general + input feeding", "attention_rnn"),
-    ExperimentModel("transformer", "seed_transformer", "Transformer", "transformer"),
-)
 
 
 @dataclass
@@ -84,7 +67,8 @@ class ExperimentSettings:
     ``max_steps`` overrides them; ``max_minutes`` adds a wall-clock cap; ``overrides`` are ``key=value`` training
     config changes for all models and ``model_overrides`` per model name (e.g. tiny models in
     tests). ``test_per_bucket`` caps the test verses of each length bucket (a seeded sample;
-    ``None`` = the whole test split).
+    ``None`` = the whole test split). ``synthetic`` is the controlled part (string reversal, its own small
+    budget; :mod:`research.experiment.synthetic_run`), or None to skip it.
     """
 
     output_dir: str = "runs/seed_experiment"
@@ -104,16 +88,13 @@ class ExperimentSettings:
     throughput_tokens: int = 2048
     throughput_repeats: int = 3
     bleu_margin: float = 1.0
+    synthetic: SyntheticSettings | None = field(default_factory=SyntheticSettings)
     write_cards: bool = True
     device: str | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.model_overrides) - {model.name for model in MODELS})
-        if unknown:
-            raise ValueError(
-                f"model_overrides names unknown models {unknown}; the models are {[m.name for m in MODELS]}."
-            )
+        check_model_names(self.model_overrides, "model_overrides")
         for name in ("num_beams", "probe_min_words", "probe_verses", "throughput_tokens", "throughput_repeats"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -144,6 +125,7 @@ QUICK = {
     "throughput_lengths": (16, 64, 256),
     "throughput_tokens": 512,
     "throughput_repeats": 1,
+    "synthetic": QUICK_SYNTHETIC,
 }
 
 
@@ -152,17 +134,26 @@ def make_settings(
     *,
     extra_overrides: Sequence[str] = (),
     test_per_bucket: int | None = None,
+    synthetic: SyntheticSettings | bool = True,
+    synthetic_steps: int | None = None,
     **changes: Any,
 ) -> ExperimentSettings:
     """The default settings, or the quick ones, with ``changes`` (None = keep); ``test_per_bucket=0`` = all verses.
 
     ``extra_overrides`` are added after the preset's own (quick) overrides. A quick run writes
     no docs unless ``docs_dir`` is given, so a smoke run never replaces the published report.
+    ``synthetic`` is True for the default (or quick) controlled part, False to skip it, or its settings;
+    ``synthetic_steps`` changes its budget.
     """
     values: dict[str, Any] = {**QUICK, "quick": True, "docs_dir": None} if quick else {}
     values.update({key: value for key, value in changes.items() if value is not None})
     if test_per_bucket is not None:
         values["test_per_bucket"] = test_per_bucket or None
+    if synthetic is True:
+        synthetic = values.get("synthetic", SyntheticSettings())
+    if synthetic and synthetic_steps is not None:
+        synthetic = dataclasses.replace(synthetic, max_steps=synthetic_steps)
+    values["synthetic"] = synthetic or None
     values["overrides"] = (*values.get("overrides", ()), *extra_overrides)
     return ExperimentSettings(**values)
 
@@ -185,6 +176,10 @@ def command_line(settings: ExperimentSettings) -> str:
         if value != getattr(baseline, name):
             words += [flag, "0" if name == "test_per_bucket" and value is None else str(value)]
     words += [word for assignment in settings.overrides[len(baseline.overrides) :] for word in ("--set", assignment)]
+    if settings.synthetic is None:
+        words.append("--no-synthetic")
+    elif settings.synthetic.max_steps != baseline.synthetic.max_steps:
+        words += ["--synthetic-steps", str(settings.synthetic.max_steps)]
     if not settings.write_cards:
         words.append("--no-cards")
     return shlex.join(words)
@@ -263,37 +258,6 @@ def select_heatmap_verses(split: datasets.Dataset, word_counts: Sequence[int]) -
 
 
 # ------------------------------------------------------------------------------ training and testing
-
-
-def _finished_summary(config: TrainingConfig) -> dict[str, Any] | None:
-    """The summary of a finished run of exactly this config, or None (never run, interrupted, or changed)."""
-    run_dir = Path(config.output_dir)
-    summary, saved = run_dir / "summary.json", run_dir / "training_config.json"
-    # A restarted run rewrites training_config.json first, so an older summary.json is stale.
-    if not (summary.is_file() and saved.is_file()) or summary.stat().st_mtime < saved.stat().st_mtime:
-        return None
-    return read_json_if_exists(summary) if read_json_if_exists(saved) == config.to_dict() else None
-
-
-def train_model(config: TrainingConfig) -> dict[str, Any]:
-    """Train (or skip a finished run, or resume an interrupted one): the summary, wall time and machine load.
-
-    The wall time and load of the session that trained are kept in ``run_dir/experiment_training.json``,
-    so a re-run that skips the model still reports them.
-    """
-    conditions = Path(config.output_dir) / "experiment_training.json"
-    summary = _finished_summary(config)
-    if summary is not None:
-        logger.info("%s already trained with this config: skipping", config.output_dir)
-        return {"summary": summary, "reused": True, **(read_json_if_exists(conditions) or {})}
-    load_before, started = load_average(), time.perf_counter()
-    summary = dataclasses.asdict(train(config))
-    measured = {
-        "wall_seconds": round(time.perf_counter() - started, 1),
-        "load_average": {"start": load_before, "end": load_average()},
-    }
-    atomic_write_json(conditions, measured)
-    return {"summary": summary, "reused": False, **measured}
 
 
 def test_model(
@@ -405,10 +369,7 @@ def analyse_fresh(
     device: torch.device,
 ) -> dict[str, dict[str, Any]]:
     """Gradient profiles of freshly initialised models, then their training speed by sentence length."""
-    fresh = {}
-    for name, config in configs.items():
-        transformers.set_seed(config.seed)
-        fresh[name] = build_model(config, tokenizer).to(device)
+    fresh = {name: fresh_model(config, tokenizer, device) for name, config in configs.items()}
     profiles = {
         name: probe_gradients(model, tokenizer, list(probe["source"]), list(probe["target"]))
         for name, model in fresh.items()
@@ -465,14 +426,6 @@ def draw_comparison_figures(results: dict[str, Any], figures_dir: Path) -> dict[
     return figures
 
 
-def _parameter_counts(model: PreTrainedModel) -> dict[str, int]:
-    """All parameters (shared tensors once) and those of the (shared, tied) input embedding."""
-    return {
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "embedding_parameters": model.get_input_embeddings().weight.numel(),
-    }
-
-
 def _samples(test_split: datasets.Dataset, hypotheses: list[str]) -> list[dict[str, str]]:
     picks = sorted({0, len(hypotheses) // 2, len(hypotheses) - 1})
     return [
@@ -520,18 +473,8 @@ def train_and_test(
     model, _ = load_model_and_tokenizer(trained["summary"]["best_model_dir"], device=device)
     metrics, hypotheses = test_model(model, tokenizer, test_split, run_dir, settings.num_beams, trained["reused"])
     return {
-        "label": spec.label,
-        "role": spec.role,
-        "preset": spec.preset,
-        "model_type": config.model_type,
-        "model": config.model,
-        "budget": {"max_minutes": config.max_minutes, "max_steps": config.max_steps},
-        **_parameter_counts(model),
-        "training": trained["summary"],
-        "reused": trained["reused"],
-        "wall_seconds": trained.get("wall_seconds"),
-        "load_average": trained.get("load_average"),
-        "history": read_json_if_exists(run_dir / "history.json"),
+        **training_entry(spec, config, trained),
+        **parameter_counts(model),
         "test": metrics,
         "samples": _samples(test_split, hypotheses),
     }
@@ -574,6 +517,15 @@ def _results_header(
     }
 
 
+def _run_synthetic_part(settings: ExperimentSettings, output_dir: Path, device: torch.device) -> dict[str, Any] | None:
+    """The controlled part's results with its wall time, or None when the settings skip it."""
+    if settings.synthetic is None:
+        return None
+    started = time.perf_counter()
+    synthetic = run_synthetic(settings.synthetic, output_dir, device)
+    return {**synthetic, "wall_seconds": round(time.perf_counter() - started, 1)}
+
+
 def run_experiment(settings: ExperimentSettings) -> dict[str, Any]:
     """Train, test and analyse the four models; write results.json, the figures and the report(s)."""
     started = time.perf_counter()
@@ -592,6 +544,7 @@ def run_experiment(settings: ExperimentSettings) -> dict[str, Any]:
     )
     heatmap_verses = select_heatmap_verses(test, settings.heatmap_words)
     results = _results_header(settings, device, tokenizer_dir, tokenizer, test_split, len(test), probe)
+    results["synthetic"] = _run_synthetic_part(settings, output_dir, device)
     for spec in MODELS:
         results["models"][spec.name] = train_and_test(spec, configs[spec.name], tokenizer, test_split, settings, device)
 
@@ -605,6 +558,8 @@ def run_experiment(settings: ExperimentSettings) -> dict[str, Any]:
             results["models"][name]["gradients"]["init"] = measured["init"]
             results["models"][name]["throughput"] = measured["throughput"]
         results["figures"] = draw_comparison_figures(results, figures_dir)
+        if results["synthetic"] is not None:
+            results["synthetic"]["figures"] = draw_synthetic_figures(results["synthetic"], figures_dir)
 
     atomic_directory(output_dir / FIGURES_DIR, analyse_and_draw)
     results["hardware"]["load_average_end"] = load_average()
