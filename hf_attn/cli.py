@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -30,6 +31,12 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--output-dir", help="where checkpoints, the best model and plots go")
     parser.add_argument("--no-resume", action="store_true", help="start from scratch even if checkpoints exist")
+    parser.add_argument(
+        "--allow-inexact-resume",
+        action="store_true",
+        help="resume even when the checkpoint's random-number states are missing or damaged (the run then differs "
+        "from an uninterrupted one); without it that is an error",
+    )
     parser.set_defaults(handler=_run_train)
 
 
@@ -38,7 +45,8 @@ def _run_train(args: argparse.Namespace) -> int:
     from .training.loop import train
 
     overrides = list(args.overrides) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
-    summary = train(load_training_config(args.config, overrides), resume=not args.no_resume)
+    config = load_training_config(args.config, overrides)
+    summary = train(config, resume=not args.no_resume, allow_inexact_resume=args.allow_inexact_resume)
     print(json.dumps(summary.__dict__, indent=2))
     return 0
 
@@ -295,6 +303,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"hf-attn {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as interrupt:
+        # Ctrl-C, or SIGTERM during training (which first saves a checkpoint: TrainingInterrupted says where).
+        if args.verbose:
+            raise
+        signal_number = getattr(interrupt, "signal_number", signal.SIGINT)
+        detail = str(interrupt) or "interrupted"
+        print(f"hf-attn {args.command}: {detail}", file=sys.stderr)
+        return 128 + int(signal_number)
 
 
 if __name__ == "__main__":
