@@ -76,7 +76,7 @@ def read_json_file(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ValueError(
-            f"{path} is damaged: not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})."
+            f"{path} is damaged: not valid JSON ({error.msg}: line {error.lineno}, column {error.colno})."
         ) from None
     except UnicodeDecodeError as error:
         raise ValueError(f"{path} is damaged: not UTF-8 text ({error.reason} at byte {error.start}).") from None
