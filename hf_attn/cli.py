@@ -13,6 +13,28 @@ import sys
 from collections.abc import Sequence
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1 (checked before any model or data is loaded)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
@@ -61,9 +83,9 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model_dir", help="a save_pretrained folder (model + tokenizer)")
     parser.add_argument("--data", help="user data (TSV/JSONL/saved dataset); default: the bundled Bible corpus")
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    parser.add_argument("--num-beams", type=int, default=4)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-examples", type=int, help="evaluate only the first N examples")
+    parser.add_argument("--num-beams", type=positive_int, default=4)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--max-examples", type=positive_int, help="evaluate only the first N examples")
     parser.add_argument("--output-dir", help="where hypotheses.txt and metrics.json go (default: MODEL_DIR/eval-SPLIT)")
     parser.set_defaults(handler=_run_evaluate)
 
@@ -88,6 +110,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         num_beams=args.num_beams,
         batch_size=args.batch_size,
         max_examples=args.max_examples,
+        progress=True,
     )
     print(json.dumps(metrics, indent=2))
     return 0
@@ -100,8 +123,12 @@ def _add_translate(subparsers: argparse._SubParsersAction) -> None:
         description="Translate one or more sentences (arguments, or lines on standard input with '-').",
     )
     parser.add_argument("model_dir", help="a save_pretrained folder (model + tokenizer)")
-    parser.add_argument("text", nargs="+", help="sentences to translate, or '-' to read lines from stdin")
-    parser.add_argument("--num-beams", type=int, default=4)
+    parser.add_argument(
+        "text",
+        nargs="+",
+        help="sentences to translate, or '-' to read lines from stdin (an empty line translates to an empty line)",
+    )
+    parser.add_argument("--num-beams", type=positive_int, default=4)
     parser.set_defaults(handler=_run_translate)
 
 
@@ -109,9 +136,10 @@ def _run_translate(args: argparse.Namespace) -> int:
     from .generation import translate
     from .inference import load_model_and_tokenizer
 
-    sources = [line.rstrip("\n") for line in sys.stdin] if args.text == ["-"] else args.text
+    from_stdin = args.text == ["-"]
+    sources = [line.rstrip("\n") for line in sys.stdin] if from_stdin else args.text
     model, tokenizer = load_model_and_tokenizer(args.model_dir)
-    for hypothesis in translate(model, tokenizer, sources, num_beams=args.num_beams):
+    for hypothesis in translate(model, tokenizer, sources, num_beams=args.num_beams, progress=from_stdin):
         print(hypothesis)
     return 0
 
@@ -126,8 +154,10 @@ def _add_quickstart(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--output-dir", default="runs/quickstart")
     parser.add_argument("--quick", action="store_true", help="a few-minute smoke run")
-    parser.add_argument("--minutes-per-model", type=float, help="training budget of each model (overrides presets)")
-    parser.add_argument("--test-examples", type=int, help="evaluate on the first N test verses only")
+    parser.add_argument(
+        "--minutes-per-model", type=positive_float, help="training budget of each model (overrides presets)"
+    )
+    parser.add_argument("--test-examples", type=positive_int, help="evaluate on the first N test verses only")
     parser.add_argument("--cards-dir", help="also copy the model cards and plots here (e.g. model_cards)")
     parser.set_defaults(handler=_run_quickstart)
 
