@@ -194,11 +194,10 @@ def _add_card(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_card(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    from .atomic import read_json_file
     from .cards import write_model_card
 
-    metrics = json.loads(Path(args.test_metrics).read_text(encoding="utf-8")) if args.test_metrics else None
+    metrics = read_json_file(args.test_metrics) if args.test_metrics else None
     print(write_model_card(args.model_dir, run_dir=args.run_dir, test_metrics=metrics, repo_id=args.repo_id))
     return 0
 
