@@ -181,7 +181,12 @@ def check_weights_loaded(model: Any) -> None:
     if report is not None:
         from .inference import check_loading_report
 
-        check_loading_report(report, getattr(model, "name_or_path", "the model"))
+        try:
+            check_loading_report(report, getattr(model, "name_or_path", "the model"))
+        except ValueError as error:
+            raise ValueError(
+                f"{error} (If those weights were trained or set after loading, set `model.loading_report = None`.)"
+            ) from None
 
 
 def register_pipeline() -> None:

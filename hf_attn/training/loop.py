@@ -327,12 +327,17 @@ class TrainingRun:
                 signal.signal(number, signal.SIG_DFL if handler is None else handler)
 
     def run(self) -> TrainingSummary:
-        with self._stop_on_signals():
-            return self._run()
+        self._bar = None
+        try:
+            with self._stop_on_signals():
+                return self._run()
+        finally:
+            if self._bar is not None:
+                self._bar.close()  # also when a step or a save fails
 
     def _run(self) -> TrainingSummary:
         config, progress = self.config, self.progress
-        bar = tqdm(
+        bar = self._bar = tqdm(
             total=config.max_steps,
             initial=progress.step,
             desc=f"train {config.model_type}",
