@@ -145,3 +145,11 @@ def test_ctrl_c_is_a_short_message_and_exit_130(saved, capsys, monkeypatch):
     monkeypatch.setattr("hf_attn.inference.load_model_and_tokenizer", interrupted)
     error = error_of(["translate", str(saved["rnn_seq2seq"]), "Hello"], capsys, code=130)
     assert error == "hf-attn translate: interrupted\n"
+
+
+def test_long_decoding_shows_a_progress_bar(saved, capsys, tmp_path):
+    """Test decoding (evaluate, and quickstart through the same evaluate_model) reports its progress."""
+    argv = ["evaluate", str(saved["rnn_seq2seq"]), "--max-examples", "3", "--num-beams", "1"]
+    assert main([*argv, "--output-dir", str(tmp_path / "eval")]) == 0
+    error = capsys.readouterr().err
+    assert "translate: 100%" in error and "3/3" in error
