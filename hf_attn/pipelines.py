@@ -58,7 +58,8 @@ class HfAttnTranslationPipeline(Pipeline):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        check_tokenizer_fits(self.model, self.tokenizer)
+        if self.tokenizer is not None:
+            check_tokenizer_fits(self.model, self.tokenizer)
         check_weights_loaded(self.model)
 
     def _sanitize_parameters(
