@@ -35,8 +35,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
             os.fsync(file.fileno())
         os.chmod(temporary, _default_mode(directory=False))
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename is None:
+            # A failed write (e.g. a full disk) names no file; say which one was being written.
+            raise type(error)(error.errno, error.strerror, str(path)) from error
         raise
 
 
@@ -66,6 +69,19 @@ def atomic_directory(target: str | os.PathLike, write: Callable[[Path], None]) -
     return target
 
 
+def read_json_file(path: str | os.PathLike) -> Any:
+    """The JSON document at ``path``; a damaged file is a ValueError that names it (json's own names no file)."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{path} is damaged: not valid JSON ({error.msg}: line {error.lineno}, column {error.colno})."
+        ) from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is damaged: not UTF-8 text ({error.reason} at byte {error.start}).") from None
+
+
 def read_json_if_exists(path: Path) -> Any:
     """The JSON document at ``path`` (as :func:`atomic_write_json` wrote it), or None when there is none."""
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return read_json_file(path) if path.is_file() else None

@@ -8,8 +8,31 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1 (checked before any model or data is loaded)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def _add_train(subparsers: argparse._SubParsersAction) -> None:
@@ -30,6 +53,12 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--output-dir", help="where checkpoints, the best model and plots go")
     parser.add_argument("--no-resume", action="store_true", help="start from scratch even if checkpoints exist")
+    parser.add_argument(
+        "--allow-inexact-resume",
+        action="store_true",
+        help="resume even when the checkpoint's random-number states are missing or damaged (the run then differs "
+        "from an uninterrupted one); without it that is an error",
+    )
     parser.set_defaults(handler=_run_train)
 
 
@@ -38,7 +67,8 @@ def _run_train(args: argparse.Namespace) -> int:
     from .training.loop import train
 
     overrides = list(args.overrides) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
-    summary = train(load_training_config(args.config, overrides), resume=not args.no_resume)
+    config = load_training_config(args.config, overrides)
+    summary = train(config, resume=not args.no_resume, allow_inexact_resume=args.allow_inexact_resume)
     print(json.dumps(summary.__dict__, indent=2))
     return 0
 
@@ -53,9 +83,9 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model_dir", help="a save_pretrained folder (model + tokenizer)")
     parser.add_argument("--data", help="user data (TSV/JSONL/saved dataset); default: the bundled Bible corpus")
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    parser.add_argument("--num-beams", type=int, default=4)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-examples", type=int, help="evaluate only the first N examples")
+    parser.add_argument("--num-beams", type=positive_int, default=4)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--max-examples", type=positive_int, help="evaluate only the first N examples")
     parser.add_argument("--output-dir", help="where hypotheses.txt and metrics.json go (default: MODEL_DIR/eval-SPLIT)")
     _add_engine_argument(parser)
     parser.set_defaults(handler=_run_evaluate_on_engine)
@@ -81,6 +111,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         num_beams=args.num_beams,
         batch_size=args.batch_size,
         max_examples=args.max_examples,
+        progress=True,
     )
     print(json.dumps(metrics, indent=2))
     return 0
@@ -118,19 +149,29 @@ def _add_translate(subparsers: argparse._SubParsersAction) -> None:
         description="Translate one or more sentences (arguments, or lines on standard input with '-').",
     )
     parser.add_argument("model_dir", help="a save_pretrained folder (model + tokenizer)")
-    parser.add_argument("text", nargs="+", help="sentences to translate, or '-' to read lines from stdin")
-    parser.add_argument("--num-beams", type=int, default=4)
+    parser.add_argument(
+        "text",
+        nargs="+",
+        help="sentences to translate, or '-' to read lines from stdin (an empty line translates to an empty line)",
+    )
+    parser.add_argument("--num-beams", type=positive_int, default=4)
     _add_engine_argument(parser)
     parser.set_defaults(handler=_run_translate_on_engine)
+
+
+def _sources(args: argparse.Namespace) -> tuple[list[str], bool]:
+    """The sentences to translate, and whether they came from stdin (then a progress bar is shown)."""
+    from_stdin = args.text == ["-"]
+    return ([line.rstrip("\n") for line in sys.stdin] if from_stdin else args.text), from_stdin
 
 
 def _run_translate(args: argparse.Namespace) -> int:
     from .generation import translate
     from .inference import load_model_and_tokenizer
 
-    sources = [line.rstrip("\n") for line in sys.stdin] if args.text == ["-"] else args.text
+    sources, from_stdin = _sources(args)
     model, tokenizer = load_model_and_tokenizer(args.model_dir)
-    for hypothesis in translate(model, tokenizer, sources, num_beams=args.num_beams):
+    for hypothesis in translate(model, tokenizer, sources, num_beams=args.num_beams, progress=from_stdin):
         print(hypothesis)
     return 0
 
@@ -158,8 +199,9 @@ def _ctranslate2_model(folder: str):
 def _run_translate_on_engine(args: argparse.Namespace) -> int:
     if args.engine == "torch":
         return _run_translate(args)
-    sources = [line.rstrip("\n") for line in sys.stdin] if args.text == ["-"] else args.text
-    for hypothesis in _ctranslate2_model(args.model_dir).translate(sources, num_beams=args.num_beams):
+    sources, from_stdin = _sources(args)
+    model = _ctranslate2_model(args.model_dir)
+    for hypothesis in model.translate(sources, num_beams=args.num_beams, progress=from_stdin):
         print(hypothesis)
     return 0
 
@@ -223,10 +265,12 @@ def _add_quickstart(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output-dir", default="runs/quickstart")
     parser.add_argument("--quick", action="store_true", help="a few-minute smoke run")
     parser.add_argument(
-        "--steps-per-model", type=int, help="training updates of each model (default: the presets' 1,100 and 1,600)"
+        "--steps-per-model",
+        type=positive_int,
+        help="training updates of each model (default: the presets' 1,100 and 1,600)",
     )
-    parser.add_argument("--minutes-per-model", type=float, help="wall-clock cap per model (default: none)")
-    parser.add_argument("--test-examples", type=int, help="evaluate on the first N test verses only")
+    parser.add_argument("--minutes-per-model", type=positive_float, help="wall-clock cap per model (default: none)")
+    parser.add_argument("--test-examples", type=positive_int, help="evaluate on the first N test verses only")
     parser.add_argument("--cards-dir", help="also copy the model cards and plots here (e.g. model_cards)")
     parser.set_defaults(handler=_run_quickstart)
 
@@ -264,11 +308,10 @@ def _add_card(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_card(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    from .atomic import read_json_file
     from .cards import write_model_card
 
-    metrics = json.loads(Path(args.test_metrics).read_text(encoding="utf-8")) if args.test_metrics else None
+    metrics = read_json_file(args.test_metrics) if args.test_metrics else None
     print(write_model_card(args.model_dir, run_dir=args.run_dir, test_metrics=metrics, repo_id=args.repo_id))
     return 0
 
@@ -421,6 +464,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"hf-attn {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as interrupt:
+        # Ctrl-C, or SIGTERM during training (which first saves a checkpoint: TrainingInterrupted says where).
+        if args.verbose:
+            raise
+        signal_number = getattr(interrupt, "signal_number", signal.SIGINT)
+        detail = str(interrupt) or "interrupted"
+        print(f"hf-attn {args.command}: {detail}", file=sys.stderr)
+        return 128 + int(signal_number)
 
 
 if __name__ == "__main__":

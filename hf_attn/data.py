@@ -13,6 +13,7 @@ import gzip
 import json
 import logging
 import os
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TypeAlias
@@ -192,8 +193,13 @@ def _as_train(dataset: datasets.Dataset) -> datasets.DatasetDict:
 def _lines(path: Path) -> list[tuple[int, str]]:
     """``(line number, text)`` of a UTF-8 file (gzipped if named ``.gz``), checked to hold some text."""
     raw = path.read_bytes()
+    if path.name.endswith(".gz"):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as error:
+            raise ValueError(f"{path} is not a complete gzip file ({error}); it is damaged or truncated.") from None
     try:
-        text = (gzip.decompress(raw) if path.name.endswith(".gz") else raw).decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise ValueError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}).") from error
     lines = text.split("\n")

@@ -76,10 +76,68 @@ def _generated_length(tokens: torch.Tensor, eos_ids: torch.Tensor, pad_id: int |
 def _position_limit(model: PreTrainedModel) -> int | None:
     """Longest sequence a model with a position table can take (``max_position_embeddings``), else None.
 
-    Sources beyond it are truncated and generation stops there, instead of failing on one
-    long verse in the middle of an evaluation.
+    Sources beyond it are truncated (with a warning: :func:`warn_truncated`) and generation
+    stops there, instead of failing on one long verse in the middle of an evaluation.
     """
     return getattr(model.config, "max_position_embeddings", None)
+
+
+HF_ATTN_MODEL_TYPES = ("transformer_seq2seq", "rnn_seq2seq")
+
+
+def check_generation_settings(num_beams: Any, batch_size: Any = 1) -> None:
+    """Raise a ValueError naming the setting for a beam count or batch size that is not a positive integer."""
+    for name, value in (("num_beams", num_beams), ("batch_size", batch_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+
+
+def check_sources(sources: Sequence[Any]) -> list[str]:
+    """The sources as a list of strings; anything else is a TypeError naming its position."""
+    if isinstance(sources, str):
+        raise TypeError("`sources` must be a list of strings, not a single string: pass [text].")
+    sources = list(sources)
+    for index, source in enumerate(sources):
+        if not isinstance(source, str):
+            raise TypeError(f"sources[{index}] is {type(source).__name__} ({source!r:.60}); expected a string.")
+    return sources
+
+
+def is_blank(source: str) -> bool:
+    """Empty or whitespace-only: such a source translates to "" without asking the model (which would invent text)."""
+    return not source.strip()
+
+
+def check_tokenizer_fits(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+    """For hf_attn models, raise unless the tokenizer's vocabulary and special ids are the model's.
+
+    A tokenizer of another size maps text to the wrong embeddings (or past the end of them)
+    and returns garbage with no error; other models' tokenizers follow other conventions and
+    are not checked.
+    """
+    if getattr(model.config, "model_type", None) in HF_ATTN_MODEL_TYPES:
+        from .tokenization import check_tokenizer_matches_config
+
+        check_tokenizer_matches_config(tokenizer, model.config)
+
+
+def warn_truncated(lengths: Sequence[int], limit: int | None) -> None:
+    """Log a warning naming the limit when sources of ``lengths`` tokens exceed ``max_position_embeddings``."""
+    if limit is None:
+        return
+    over = [(index, length) for index, length in enumerate(lengths) if length > limit]
+    if over:
+        index, length = max(over, key=lambda item: item[1])
+        logger.warning(
+            "%d of %d source(s) exceed the model's limit of %d tokens (max_position_embeddings) and were truncated "
+            "to it, so only their first %d tokens are translated (the longest, source %d, has %d tokens).",
+            len(over),
+            len(lengths),
+            limit,
+            limit,
+            index,
+            length,
+        )
 
 
 @dataclass
@@ -121,19 +179,24 @@ def translate_in_batches(
     """Translate in length-sorted batches (little padding) with any engine: hypotheses in input order, time, tokens.
 
     ``generate_batch`` is the engine (``model.generate``, or CTranslate2 for an exported
-    model); everything around it (truncation, per-source length bounds, cutting, decoding,
-    counting) is shared, so engines are compared on the same work.
+    model); everything around it (blank sources, truncation and its warning, per-source length
+    bounds, cutting, decoding, counting) is shared, so engines are compared on the same work
+    and refuse or warn alike. Blank sources get "" without a call to the engine; sources
+    longer than ``position_limit`` are truncated with a warning naming the limit.
     """
-    if batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
-    sources = list(sources)
+    check_generation_settings(1, batch_size)
+    sources = check_sources(sources)
+    active = [i for i, source in enumerate(sources) if not is_blank(source)]
+    texts = [sources[i] for i in active]
     truncation = {"truncation": True, "max_length": position_limit} if position_limit else {}
-    encoded = tokenizer(sources, **truncation)["input_ids"] if sources else []
+    if position_limit and texts:
+        warn_truncated([len(ids) for ids in tokenizer(texts)["input_ids"]], position_limit)
+    encoded = dict(zip(active, tokenizer(texts, **truncation)["input_ids"])) if texts else {}
     # Longest first: a batch that does not fit in memory fails at once, not at the end.
-    order = sorted(range(len(sources)), key=lambda i: -len(encoded[i]))
-    hypotheses: list[str] = [""] * len(sources)
+    order = sorted(active, key=lambda i: -len(encoded[i]))
+    hypotheses: list[str] = [""] * len(sources)  # blank sources stay ""
     seconds, tokens = 0.0, 0
-    with tqdm(total=len(sources), unit="sent", desc="translate", disable=not progress) as bar:
+    with tqdm(total=len(order), unit="sent", desc="translate", disable=not progress) as bar:
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
             limits = [
@@ -169,7 +232,13 @@ def translate_with_stats(
     progress: bool,
     generate_kwargs: dict[str, Any],
 ) -> Translations:
-    """Translate with ``model.generate`` in length-sorted batches: hypotheses in input order, time and tokens."""
+    """Translate with ``model.generate`` in length-sorted batches: hypotheses in input order, time and tokens.
+
+    Blank sources get "" without a model call; sources longer than the model's position
+    limit are truncated with a warning; a tokenizer of another vocabulary is refused.
+    """
+    check_generation_settings(num_beams, batch_size)
+    check_tokenizer_fits(model, tokenizer)
     run_device = _resolve_device(model, device)
     eos_ids, pad_id = _end_token_ids(model, tokenizer)
 
@@ -216,7 +285,11 @@ def translate(
 
     Sources are batched by token length so little time goes to padding; the result is in the
     order of ``sources``. ``max_new_tokens=None`` bounds each hypothesis by
-    :func:`default_max_new_tokens` of its own source's token count. ``generate_kwargs`` go to
+    :func:`default_max_new_tokens` of its own source's token count. An empty or whitespace-only
+    source translates to "" (the model is not asked: it would invent a sentence). A source
+    longer than the model's ``max_position_embeddings`` is truncated to it, with a warning that
+    names the limit. For hf_attn models the tokenizer must match the model's vocabulary
+    (a ValueError otherwise). ``generate_kwargs`` go to
     ``generate()`` unchanged (one hypothesis per source is assumed). The model's
     train/eval mode is restored afterwards, so the training loop can call this mid-run.
     """
@@ -317,9 +390,19 @@ def alignment(
     included; each from its own vocabulary when the tokenizer has two), ``target_text``,
     ``mode`` ("generated" or "teacher_forced"), ``attention`` of shape (layers, target_len,
     source_len) (averaged over heads) and ``attention_per_head`` of shape (layers, heads, target_len, source_len).
+    An empty source has no alignment (a ValueError); a source over ``max_position_embeddings``
+    is truncated with a warning, as in :func:`translate`.
     """
+    check_generation_settings(num_beams)
+    check_sources([source])
+    if is_blank(source):
+        raise ValueError("alignment() needs a non-empty source sentence; an empty one has nothing to align.")
+    check_tokenizer_fits(model, tokenizer)
     run_device = _resolve_device(model, device)
-    encoded = tokenizer(source, return_tensors="pt").to(run_device)
+    position_limit = _position_limit(model)
+    warn_truncated([len(tokenizer(source)["input_ids"])], position_limit)
+    truncation = {"truncation": True, "max_length": position_limit} if position_limit else {}
+    encoded = tokenizer(source, return_tensors="pt", **truncation).to(run_device)
     encoded = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
     with _eval_mode(model), torch.inference_mode():
         if target is None:

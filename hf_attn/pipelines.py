@@ -12,7 +12,11 @@ transformers 5 removed the ``translation`` and ``text2text-generation`` tasks, s
 
 It answers like the former ``TranslationPipeline``: a list of ``{"translation_text": ...}``
 per input (one per returned sequence), flattened when a list of strings goes in and one
-sequence per input comes out. Generation keyword arguments go to ``generate()``; without a
+sequence per input comes out. It agrees with :func:`hf_attn.generation.translate` on bad
+input: an empty or whitespace-only string translates to "", an empty list to ``[]``, input
+over ``max_position_embeddings`` is truncated with a warning naming the limit, and an hf_attn
+model refuses a tokenizer whose vocabulary is not its own (or weights that did not load
+completely). Generation keyword arguments go to ``generate()``; without a
 length bound each sentence gets :func:`hf_attn.generation.default_max_new_tokens` of its own
 source, so a sentence translates the same alone or in a batch. ``return_alignment=True``
 adds the cross-attention alignment of :func:`hf_attn.generation.alignment`.
@@ -27,7 +31,14 @@ import torch
 from transformers import AutoModelForSeq2SeqLM, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .generation import alignment, default_max_new_tokens
+from .generation import (
+    alignment,
+    check_generation_settings,
+    check_tokenizer_fits,
+    default_max_new_tokens,
+    is_blank,
+    warn_truncated,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +56,17 @@ class HfAttnTranslationPipeline(Pipeline):
     _load_feature_extractor = False
     _pipeline_calls_generate = True
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.tokenizer is not None:
+            check_tokenizer_fits(self.model, self.tokenizer)
+        check_weights_loaded(self.model)
+
     def _sanitize_parameters(
         self, return_alignment: bool | None = None, **generate_kwargs: Any
     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        if generate_kwargs.get("num_beams") is not None:
+            check_generation_settings(generate_kwargs["num_beams"])
         forward_params = dict(generate_kwargs)
         if return_alignment is not None:
             forward_params["return_alignment"] = return_alignment
@@ -55,6 +74,8 @@ class HfAttnTranslationPipeline(Pipeline):
 
     def __call__(self, inputs: str | list[str], *args: Any, **kwargs: Any) -> list[Any]:
         """Translate one string (``[{"translation_text": ...}]``) or a list of them (one entry each)."""
+        if isinstance(inputs, list) and not inputs:
+            return []
         result = super().__call__(inputs, *args, **kwargs)
         if isinstance(inputs, list) and all(isinstance(item, list) and len(item) == 1 for item in result):
             return [item[0] for item in result]
@@ -67,6 +88,8 @@ class HfAttnTranslationPipeline(Pipeline):
         if not isinstance(text, str):
             raise TypeError(f"{TASK} translates strings, got {type(text).__name__}: {text!r}.")
         limit = self._position_limit()
+        if limit:
+            warn_truncated([len(self.tokenizer(text)["input_ids"])], limit)
         truncation = {"truncation": True, "max_length": limit} if limit else {}
         encoded = self.tokenizer(text, return_tensors="pt", **truncation)
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"], "source_text": text}
@@ -91,11 +114,17 @@ class HfAttnTranslationPipeline(Pipeline):
             return self._forward_with_alignment(sources, limits, generate_kwargs)
         if limits is not None:
             generate_kwargs["max_new_tokens"] = max(limits)
-        sequences = self.model.generate(**model_inputs, **generate_kwargs)
+        blank = torch.tensor([is_blank(source) for source in sources])
+        if bool(blank.all()):
+            # Nothing to translate: an empty source gives "" (the model would invent a sentence).
+            sequences = torch.zeros((len(sources), 1), dtype=torch.long)
+        else:
+            sequences = self.model.generate(**model_inputs, **generate_kwargs)
         # Per-sentence values are tensors (-1: no own bound), which the pipeline's batch unrolling slices by row.
         return {
             "output_ids": sequences.reshape(len(sources), sequences.shape[0] // len(sources), -1),
             "limits": torch.tensor(limits or [-1] * len(sources)),
+            "blank": blank,
         }
 
     def _forward_with_alignment(
@@ -135,10 +164,30 @@ class HfAttnTranslationPipeline(Pipeline):
         limit = int(model_outputs["limits"][0])
         # Column 0 is the decoder start token; a default bound applies to each sentence on its own.
         sequences = [row[1:] if limit < 0 else row[1 : 1 + limit] for row in model_outputs["output_ids"][0]]
+        if bool(model_outputs["blank"][0]):
+            return [{"translation_text": ""} for _ in sequences]
         return [
             {"translation_text": text.strip()}
             for text in self.tokenizer.batch_decode(sequences, skip_special_tokens=True)
         ]
+
+
+def check_weights_loaded(model: Any) -> None:
+    """Raise if ``from_pretrained`` left an hf_attn model with missing, unexpected or resized weights.
+
+    transformers only logs those and initialises the missing tensors at random, so such a model
+    translates garbage; the loading report is kept by the model classes (``loading_report``).
+    """
+    report = getattr(model, "loading_report", None)
+    if report is not None:
+        from .inference import check_loading_report
+
+        try:
+            check_loading_report(report, getattr(model, "name_or_path", "the model"))
+        except ValueError as error:
+            raise ValueError(
+                f"{error} (If those weights were trained or set after loading, set `model.loading_report = None`.)"
+            ) from None
 
 
 def register_pipeline() -> None:

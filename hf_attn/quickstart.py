@@ -36,6 +36,7 @@ def shared_tokenizer_dir(output_dir: Path, vocab_size: int) -> Path:
     """Train the joint BPE tokenizer once on the training split (reused when the job is re-run)."""
     tokenizer_dir = output_dir / "tokenizer"
     if not tokenizer_dir.is_dir():
+        logger.info("Training the shared BPE tokenizer (%d tokens) on the training split", vocab_size)
         tokenizer = train_bpe_tokenizer(load_bible_corpus(), vocab_size=vocab_size)
         atomic_directory(tokenizer_dir, tokenizer.save_pretrained)
     return tokenizer_dir
@@ -65,8 +66,17 @@ def run_quickstart(
         overrides.append(f"max_steps={steps_per_model}")
     if test_examples is None and quick:
         test_examples = QUICK_TEST_EXAMPLES
-    vocab_size = load_training_config(MODELS["transformer"]).vocab_size
-    tokenizer_dir = shared_tokenizer_dir(output_dir, vocab_size)
+    if test_examples is not None and (not isinstance(test_examples, int) or test_examples < 1):
+        raise ValueError(f"`test_examples` must be a positive integer, got {test_examples!r}.")
+    tokenizer_dir = output_dir / "tokenizer"
+    # Every setting is checked (both configs built) before the tokenizer or a model is trained.
+    configs = {
+        name: load_training_config(
+            preset, [*overrides, f"output_dir={output_dir / name}", f"tokenizer={tokenizer_dir}"]
+        )
+        for name, preset in MODELS.items()
+    }
+    shared_tokenizer_dir(output_dir, configs["transformer"].vocab_size)
     test_split = load_bible_corpus()["test"]
     if test_examples is not None:
         test_split = test_split.select(range(min(test_examples, len(test_split))))
@@ -74,12 +84,12 @@ def run_quickstart(
     report: dict[str, Any] = {"output_dir": str(output_dir), "quick": quick, "models": {}}
     hypotheses: dict[str, list[str]] = {}
     for name, preset in MODELS.items():
-        run_dir = output_dir / name
-        config = load_training_config(preset, [*overrides, f"output_dir={run_dir}", f"tokenizer={tokenizer_dir}"])
+        run_dir, config = output_dir / name, configs[name]
         logger.info("Training the %s (%s) into %s", name, preset, run_dir)
         summary = train(config)
         model, tokenizer = load_model_and_tokenizer(summary.best_model_dir)
-        metrics = evaluate_model(model, tokenizer, test_split, output_dir=run_dir / "test", num_beams=4)
+        logger.info("Translating %d test verses with the %s (beam 4)", len(test_split), name)
+        metrics = evaluate_model(model, tokenizer, test_split, output_dir=run_dir / "test", num_beams=4, progress=True)
         hypotheses[name] = (run_dir / "test" / "hypotheses.txt").read_text(encoding="utf-8").splitlines()
         card = write_model_card(summary.best_model_dir, run_dir=run_dir, test_metrics=metrics)
         if cards_dir is not None:

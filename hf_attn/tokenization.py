@@ -29,6 +29,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 from transformers.tokenization_utils_base import TOKENIZER_CONFIG_FILE
 
+from .atomic import read_json_file
 from .models.tokenization_seq2seq_bpe import SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE, Seq2SeqBPETokenizer
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def train_bpe_tokenizer(
     min_frequency: int = 2,
     model_max_length: int = DEFAULT_MODEL_MAX_LENGTH,
 ) -> PreTrainedTokenizerFast:
-    """Train a joint BPE tokenizer of ``vocab_size`` tokens (special and byte tokens included).
+    """Train a joint BPE tokenizer of at most ``vocab_size`` tokens (special and byte tokens included).
 
     ``texts`` is an iterable of strings, a ``Dataset`` (its ``columns`` are read, source and
     target by default, giving the joint vocabulary), or a ``DatasetDict`` (its ``train``
@@ -99,10 +100,15 @@ def _train_backend(
         vocab_size=vocab_size - len(BYTE_TOKENS),
         min_frequency=min_frequency,
         special_tokens=list(SPECIAL_TOKENS),
+        # Without a limit the trainer keeps every character of the texts even past vocab_size (300 asked, 330
+        # made); with it the rarest characters are left to byte fallback. A limit above the alphabet changes nothing.
+        limit_alphabet=vocab_size - reserved,
         show_progress=False,
     )
     backend.train_from_iterator(_text_batches(texts, columns), trainer=trainer)
     backend = _with_byte_tokens(backend)
+    if backend.get_vocab_size() > vocab_size:
+        raise ValueError(f"Training made {backend.get_vocab_size()} tokens although vocab_size is {vocab_size}.")
     if backend.get_vocab_size() < vocab_size:
         logger.warning("The texts support only %d of the %d tokens asked for.", backend.get_vocab_size(), vocab_size)
     return backend
@@ -224,10 +230,23 @@ def check_special_tokens(tokenizer: PreTrainedTokenizerBase, name: str = "the to
         raise ValueError(f"{name} does not follow the hf_attn token convention: " + "; ".join(problems) + ".")
 
 
+TOKENIZER_JSON_FILES = (TOKENIZER_CONFIG_FILE, SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE, "special_tokens_map.json")
+
+
+def check_tokenizer_json(folder: str | os.PathLike[str]) -> None:
+    """Raise a ValueError naming the file when a saved tokenizer's JSON file is damaged (json's error names none)."""
+    for name in TOKENIZER_JSON_FILES:
+        path = Path(folder) / name
+        if path.is_file():
+            read_json_file(path)
+
+
 def required_tokenizer_files(folder: str | os.PathLike[str]) -> tuple[str, ...]:
     """The vocabulary files a saved tokenizer folder needs: ``tokenizer.json``, and the target one for a pair."""
     config_file = Path(folder) / TOKENIZER_CONFIG_FILE
-    config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+    config = read_json_file(config_file) if config_file.is_file() else {}
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_file} is damaged: it must hold a JSON object, found {type(config).__name__}.")
     if config.get("tokenizer_class") == Seq2SeqBPETokenizer.__name__:
         return (SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE)
     return (SOURCE_TOKENIZER_FILE,)
@@ -240,16 +259,46 @@ def load_tokenizer(path: str | os.PathLike[str]) -> PreTrainedTokenizerFast:
     """
     local = Path(path).expanduser()
     if local.exists():
+        if not local.is_dir():
+            raise NotADirectoryError(f"{local} is a file; expected a tokenizer folder written by save_pretrained.")
         missing = [name for name in required_tokenizer_files(local) if not (local / name).is_file()]
         if missing:
             raise FileNotFoundError(
                 f"{local} has no {' and '.join(missing)}; expected a folder written by save_pretrained."
             )
+        check_tokenizer_json(local)
     elif os.sep in str(path) or str(path).startswith("."):
         raise FileNotFoundError(f"No tokenizer folder at {path}.")
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    tokenizer = load_pretrained_tokenizer(path, exists_locally=local.exists())
     check_special_tokens(tokenizer, name=f"The tokenizer at {path}")
     return tokenizer
+
+
+def hub_lookup_failed(name: str, what: str, error: Exception) -> OSError:
+    """The error for a name that is no local folder and no Hub repository that could be reached.
+
+    transformers then says only that it could not connect to huggingface.co, which hides the
+    likelier cause: a mistyped folder name.
+    """
+    reason = str(error).strip().split("\n")[0]
+    return OSError(
+        f"{name!r} is neither a local {what} folder (there is no {Path(name).expanduser().absolute()}) nor a "
+        f"reachable Hub repository ({reason})"
+    )
+
+
+def load_pretrained_tokenizer(path: str | os.PathLike[str], exists_locally: bool) -> PreTrainedTokenizerBase:
+    """``AutoTokenizer.from_pretrained(path)`` with errors that name the folder (or both places a name may be)."""
+    try:
+        return AutoTokenizer.from_pretrained(str(path))
+    except OSError as error:
+        if not exists_locally:
+            raise hub_lookup_failed(str(path), "tokenizer", error) from error
+        raise
+    except Exception as error:  # the tokenizers library's parse errors, KeyErrors of incomplete files…
+        raise ValueError(
+            f"The tokenizer in {path} is damaged and cannot be loaded ({type(error).__name__}: {error})."
+        ) from error
 
 
 def check_tokenizer_matches_config(tokenizer: PreTrainedTokenizerBase, config: Any) -> None:

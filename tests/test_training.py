@@ -115,10 +115,10 @@ def test_training_saves_a_loadable_best_model_and_resumes_exactly(model_type, to
 
 def test_one_step_is_the_same_whole_or_as_accumulated_micro_batches(tokenizer_dir, tmp_path):
     """The loss is normalised by the step's token count, so splitting a batch changes nothing."""
-    config = tiny_config(
-        "transformer_seq2seq", tmp_path, tokenizer_dir, model={**TINY_MODELS["transformer_seq2seq"], "dropout": 0.0}
-    )
-    whole_run, split_run = TrainingRun(config), TrainingRun(config)
+    model = {**TINY_MODELS["transformer_seq2seq"], "dropout": 0.0}
+    # Two output directories: a run locks its own.
+    whole_run = TrainingRun(tiny_config("transformer_seq2seq", tmp_path / "whole", tokenizer_dir, model=model))
+    split_run = TrainingRun(tiny_config("transformer_seq2seq", tmp_path / "split", tokenizer_dir, model=model))
     examples = [whole_run.train_data[i] for i in range(6)]
     whole_loss, _, whole_tokens = whole_run._optimizer_step([whole_run.collator(examples)])
     split_loss, _, split_tokens = split_run._optimizer_step(

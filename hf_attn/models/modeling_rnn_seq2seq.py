@@ -37,6 +37,7 @@ from .seq2seq_utils import (
     HfAttnPreTrainedModel,
     build_token_embeddings,
     cache_output,
+    embed_checked,
     lm_head_ties,
     resolve_cache_argument,
     seq2seq_lm_loss,
@@ -298,7 +299,7 @@ class RNNEncoder(nn.Module):
             self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         )
         if inputs_embeds is None:
-            inputs_embeds = self.embed_tokens(input_ids)  # batch x src_len x emb
+            inputs_embeds = embed_checked(self.embed_tokens, input_ids, "input_ids")  # batch x src_len x emb
         batch_size, source_length = inputs_embeds.shape[:2]
         if attention_mask is not None and attention_mask.shape != (batch_size, source_length):
             raise ValueError(
@@ -547,7 +548,7 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
         if (decoder_input_ids is None) == (decoder_inputs_embeds is None):
             raise ValueError("Pass exactly one of `decoder_input_ids` and `decoder_inputs_embeds` (or `labels`).")
         if decoder_inputs_embeds is None:
-            decoder_inputs_embeds = self.decoder.embed_tokens(decoder_input_ids)
+            decoder_inputs_embeds = embed_checked(self.decoder.embed_tokens, decoder_input_ids, "decoder_input_ids")
         encoder_states = encoder_outputs.last_hidden_state
         cache = resolve_cache_argument(cache, past_key_values)
         if cache is None:

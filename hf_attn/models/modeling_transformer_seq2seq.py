@@ -39,6 +39,8 @@ from .seq2seq_utils import (
     build_token_embeddings,
     cache_of,
     cache_output,
+    check_no_empty_rows,
+    embed_checked,
     lm_head_ties,
     resolve_cache_argument,
     seq2seq_lm_loss,
@@ -438,7 +440,9 @@ class TransformerSeq2SeqStack(nn.Module):
             prefix = "" if side == "source" else "decoder_"
             raise ValueError(f"Pass exactly one of `{prefix}input_ids` and `{prefix}inputs_embeds`.")
         if inputs_embeds is None:
-            inputs_embeds = self.embed_tokens(input_ids)
+            inputs_embeds = embed_checked(
+                self.embed_tokens, input_ids, "input_ids" if side == "source" else "decoder_input_ids"
+            )
         length = inputs_embeds.shape[1]
         check_positions_fit(self.config, first_position + length - 1, side)
         positions = torch.arange(first_position, first_position + length, device=inputs_embeds.device)
@@ -477,6 +481,9 @@ class TransformerSeq2SeqEncoder(TransformerSeq2SeqStack):
                 f"{tuple(hidden_states.shape[:2])}."
             )
         mask = padding_mask(attention_mask)
+        if mask is not None:
+            # An all-padding row would attend to nothing (softmax over no keys) and still be translated.
+            check_no_empty_rows(attention_mask)
 
         all_hidden_states = () if output_hidden_states else None
         all_attentions = () if output_attentions else None

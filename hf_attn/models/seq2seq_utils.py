@@ -18,6 +18,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.cache_utils import Cache
 from transformers.modeling_outputs import Seq2SeqLMOutput
+from transformers.utils import is_tracing
 
 # transformers 5.24 renamed the generation cache from `past_key_values` to `cache` in forward
 # arguments, output dataclass fields and what `generate()` passes to the model. Both models
@@ -53,6 +54,29 @@ def cache_output(cache: Cache | None) -> dict[str, Cache | None]:
 def cache_of(outputs: Any) -> Cache | None:
     """The cache an output dataclass holds, read under the installed release's field name."""
     return getattr(outputs, CACHE_OUTPUT_FIELD)
+
+
+def embed_checked(embedding: nn.Embedding, input_ids: torch.Tensor, name: str) -> torch.Tensor:
+    """``embedding(input_ids)``, with a readable error for ids outside the vocabulary instead of an index error.
+
+    One min/max per call (per generated token in ``generate``); the check reads tensor values,
+    so it is skipped while tracing, like the models' other value checks.
+    """
+    if input_ids.numel() and not is_tracing(input_ids):
+        low, high = torch.aminmax(input_ids)
+        if int(low) < 0 or int(high) >= embedding.num_embeddings:
+            bad = int(low) if int(low) < 0 else int(high)
+            raise ValueError(
+                f"`{name}` holds token id {bad}, outside this model's vocabulary of {embedding.num_embeddings} ids "
+                f"(0-{embedding.num_embeddings - 1}); encode the text with the model's own tokenizer."
+            )
+    return embedding(input_ids)
+
+
+def check_no_empty_rows(attention_mask: torch.Tensor | None) -> None:
+    """Raise if a row of ``attention_mask`` masks every position: there is nothing to translate or attend to."""
+    if attention_mask is not None and not is_tracing(attention_mask) and not bool(attention_mask.any(dim=-1).all()):
+        raise ValueError("Every source sequence needs at least one unmasked token.")
 
 
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
@@ -143,7 +167,12 @@ class HfAttnPreTrainedModel(PreTrainedModel):
       embeddings is a separate switch (``share_encoder_decoder_embeddings``).
     * A tie source the checkpoint lacks stays reported and initialised (see
       :meth:`mark_tied_weights_as_initialized`).
+    * ``from_pretrained`` keeps its loading report as ``model.loading_report`` (missing,
+      unexpected and resized weights), so code that did not ask for ``output_loading_info``
+      (a pipeline) can still refuse a model whose weights were partly initialised at random.
     """
+
+    loading_report: Any = None
 
     _remote_code_auto_classes: dict[str, str] = {}
 
@@ -171,6 +200,8 @@ class HfAttnPreTrainedModel(PreTrainedModel):
         with all its targets is put back, so it is reported, materialised and initialised, as
         for Marian.
         """
+        # Called once per from_pretrained with the report it fills in (and finalises) in place.
+        self.loading_report = loading_info
         missing_before = set(loading_info.missing_keys)
         super().mark_tied_weights_as_initialized(loading_info)
         tied = self.all_tied_weights_keys

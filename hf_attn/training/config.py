@@ -49,8 +49,15 @@ _ConfigLoader.add_implicit_resolver(
 )
 
 
-def _load_yaml(text: str):
-    return yaml.load(text, Loader=_ConfigLoader)
+def _load_yaml(text: str, source: str):
+    """Parse YAML; a syntax error names ``source`` (a file, or a --set override) and the line."""
+    try:
+        return yaml.load(text, Loader=_ConfigLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).split("\n")[0]
+        raise ValueError(f"{source} is not valid YAML{where}: {problem}.") from None
 
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
@@ -226,7 +233,7 @@ def parse_override(assignment: str) -> tuple[str, Any]:
     key, separator, raw_value = assignment.partition("=")
     if not separator or not key:
         raise ValueError(f"Override {assignment!r} must look like key=value (e.g. max_steps=100 or model.d_model=256).")
-    return key, _load_yaml(raw_value)
+    return key, _load_yaml(raw_value, f"The value of override {assignment!r}")
 
 
 def apply_overrides(values: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
@@ -244,7 +251,11 @@ def apply_overrides(values: dict[str, Any], assignments: list[str]) -> dict[str,
 def load_training_config(path: str | Path, assignments: list[str] | None = None) -> TrainingConfig:
     """A preset or config file with command-line ``key=value`` overrides applied."""
     resolved = resolve_config_path(path)
-    values = _load_yaml(resolved.read_text(encoding="utf-8")) or {}
+    try:
+        text = resolved.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{resolved} is not UTF-8 text ({error.reason} at byte {error.start}).") from None
+    values = _load_yaml(text, str(resolved)) or {}
     if not isinstance(values, dict):
         raise ValueError(f"{resolved} must contain a mapping of config keys, got {type(values).__name__}.")
     return TrainingConfig.from_dict(apply_overrides(values, assignments or []))

@@ -10,7 +10,14 @@ CPU, one GPU or many processes (``accelerate launch`` / ``torchrun``). Its guara
 * **Exact resume.** Checkpoints (model, optimizer, schedule, RNG states, progress
   including the position inside the epoch) are written atomically every ``save_every``
   steps; a run killed at any point and restarted continues from the last checkpoint and
-  ends with the same weights as an uninterrupted run.
+  ends with the same weights as an uninterrupted run. A checkpoint that cannot give that
+  (damaged, missing its random states, written for another model size) is refused with an
+  error naming the file, unless ``allow_inexact_resume``; nothing in it is unpickled
+  beyond tensors and plain data (``checkpointing.py``).
+* **Clean stops.** SIGTERM (what schedulers send before killing) and Ctrl-C finish the
+  current step, save a checkpoint and raise :class:`TrainingInterrupted`; one run at a time
+  may use an output directory (a lock), and what a killed run left half-written is removed
+  when the next one starts.
 * **The best model is always loadable.** After each dev evaluation that improves dev
   BLEU, ``output_dir/best`` is replaced atomically with a ``save_pretrained`` folder
   (model, tokenizer, generation config), ready for ``AutoModelForSeq2SeqLM``.
@@ -24,6 +31,8 @@ import logging
 import math
 import os
 import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from itertools import islice
@@ -49,7 +58,24 @@ from ..generation import translate
 from ..models.seq2seq_utils import seq2seq_lm_loss
 from ..plotting import plot_learning_curves
 from .averaging import average_checkpoints, last_checkpoints
-from .checkpointing import checkpoint_dir, latest_checkpoint, mark_latest, prune_checkpoints
+from .checkpointing import (
+    OPTIMIZER_FILE,
+    PROGRESS_FILE,
+    SCHEDULER_FILE,
+    CheckpointError,
+    check_model_weights,
+    checkpoint_dir,
+    clean_leftovers,
+    convert_legacy_progress,
+    latest_checkpoint,
+    load_plain_data,
+    lock_output_dir,
+    mark_latest,
+    prune_checkpoints,
+    read_progress,
+    read_rng_state,
+    unlock_output_dir,
+)
 from .config import TrainingConfig
 from .cpu_memory import keep_freed_memory
 from .setup import (
@@ -67,6 +93,25 @@ logger = logging.getLogger(__name__)
 BEST_MODEL_DIR = "best"
 AVERAGED_MODEL_DIR = "averaged"
 CHECKPOINTS_DIR = "checkpoints"
+# What a run writes into its output directory through hf_attn.atomic (temporary siblings are cleaned on start).
+ATOMIC_OUTPUTS = (BEST_MODEL_DIR, "tokenizer", "history.json", "summary.json")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT (Ctrl-C) or SIGTERM after saving a checkpoint; running again resumes it.
+
+    A ``KeyboardInterrupt``, so code that lets Ctrl-C through lets this through too;
+    ``signal_number`` tells which signal (the ``hf-attn`` command exits with 128 + it).
+    """
+
+    def __init__(self, signal_number: int, step: int, checkpoint: Path | None) -> None:
+        self.signal_number, self.step, self.checkpoint = signal_number, step, checkpoint
+        name = signal.Signals(signal_number).name
+        super().__init__(
+            f"training stopped by {name} at step {step}; the checkpoint {checkpoint} holds it. "
+            "Run the same command again to resume."
+        )
 
 
 @dataclass
@@ -88,6 +133,24 @@ class TrainingProgress:
         return dataclasses.asdict(self)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (checked: a damaged progress file must not resume silently wrong)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        if not isinstance(state, dict) or set(state) != names:
+            found = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"training progress must have the fields {sorted(names)}, found {found}")
+        counts = ("step", "epoch", "batches_in_epoch", "source_tokens", "target_tokens", "evals_without_improvement")
+        for name in counts:
+            if not isinstance(state[name], int) or isinstance(state[name], bool) or state[name] < 0:
+                raise ValueError(f"training progress `{name}` must be a non-negative integer, got {state[name]!r}")
+        for name, optional in (("train_seconds", False), ("best_bleu", True)):
+            value = state[name]
+            if not (optional and value is None) and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+                raise ValueError(f"training progress `{name}` must be a number, got {value!r}")
+        if state["best_step"] is not None and not isinstance(state["best_step"], int):
+            raise ValueError(f"training progress `best_step` must be an integer or null, got {state['best_step']!r}")
+        history = state["history"]
+        if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+            raise ValueError("training progress `history` must be a list of objects")
         for name, value in state.items():
             setattr(self, name, value)
 
@@ -137,8 +200,15 @@ class TrainingRun:
         if config.keep_freed_memory and self.accelerator.device.type == "cpu" and keep_freed_memory():
             logger.info("glibc keeps freed memory in this process (keep_freed_memory): no page faults per step")
         set_seed(config.seed)
+        self.checkpoints_root = self.output_dir / CHECKPOINTS_DIR
+        self._lock = None
+        self._stop_signal: int | None = None
+        self._saved_step: int | None = None
         if self.accelerator.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
+            # One run per output directory: a second would delete the first one's checkpoint staging.
+            self._lock = lock_output_dir(self.output_dir)
+            clean_leftovers(self.output_dir, ATOMIC_OUTPUTS, self.checkpoints_root)
             config.save(self.output_dir / "training_config.json")
 
         self.corpus = load_corpus(config)
@@ -186,9 +256,9 @@ class TrainingRun:
         )
         scheduler = get_inverse_sqrt_schedule(optimizer, num_warmup_steps=config.warmup_steps)
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+        # Saved as JSON next to accelerate's state, not through register_for_checkpointing, whose
+        # loader unpickles with weights_only=False: a crafted file in a run folder would run code.
         self.progress = TrainingProgress()
-        self.accelerator.register_for_checkpointing(self.progress)
-        self.checkpoints_root = self.output_dir / CHECKPOINTS_DIR
         if config.log_with:
             self.accelerator.init_trackers(self.output_dir.name, config=_flat_config(config))
 
@@ -196,18 +266,83 @@ class TrainingRun:
     def unwrapped_model(self) -> PreTrainedModel:
         return self.accelerator.unwrap_model(self.model)
 
-    def resume_if_possible(self) -> bool:
-        """Load the latest complete checkpoint of this output directory, if there is one."""
+    def close(self) -> None:
+        """Release the output directory for another run (also happens when the process ends)."""
+        unlock_output_dir(self._lock)
+        self._lock = None
+
+    def resume_if_possible(self, allow_inexact_resume: bool = False) -> bool:
+        """Load the latest complete checkpoint of this output directory, if there is one.
+
+        Every file is checked before anything is loaded: a checkpoint that is damaged, has
+        foreign files, or does not fit the configured model is a :class:`CheckpointError`. A
+        missing or damaged random-state file would make the rest of the run differ from an
+        uninterrupted one, so it is an error too unless ``allow_inexact_resume``.
+        """
         checkpoint = latest_checkpoint(self.checkpoints_root)
         if checkpoint is None:
             return False
-        self.accelerator.load_state(str(checkpoint))
+        if self.accelerator.is_main_process:
+            convert_legacy_progress(checkpoint)
+        self.accelerator.wait_for_everyone()
+        progress = read_progress(checkpoint)
+        try:
+            TrainingProgress().load_state_dict(progress)
+        except ValueError as error:
+            raise CheckpointError(f"{checkpoint / PROGRESS_FILE} is damaged: {error}.") from None
+        check_model_weights(checkpoint, self.model.state_dict())
+        for name in (OPTIMIZER_FILE, SCHEDULER_FILE):
+            load_plain_data(checkpoint / name)
+        _, rng_problem = read_rng_state(checkpoint, self.accelerator.process_index)
+        if rng_problem is not None:
+            if not allow_inexact_resume:
+                raise CheckpointError(
+                    f"Cannot resume {checkpoint} exactly: {rng_problem}, so dropout and batch order would differ "
+                    "from an uninterrupted run. Pass --allow-inexact-resume (train(..., allow_inexact_resume=True)) "
+                    "to continue anyway with fresh random states, or --no-resume to start over."
+                )
+            logger.warning("Resuming %s inexactly (allowed): %s; random states start fresh.", checkpoint, rng_problem)
+        try:
+            self.accelerator.load_state(str(checkpoint))
+        except Exception as error:
+            raise CheckpointError(f"Could not resume from {checkpoint}: {error}") from error
+        self.progress.load_state_dict(progress)
         logger.info("Resumed from %s at step %d (epoch %d)", checkpoint, self.progress.step, self.progress.epoch)
         return True
 
+    @contextlib.contextmanager
+    def _stop_on_signals(self):
+        """While training, SIGINT/SIGTERM ask for a stop after the current step (a second one stops at once)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def request_stop(signal_number: int, frame: Any) -> None:
+            name = signal.Signals(signal_number).name
+            if self._stop_signal is not None:
+                raise KeyboardInterrupt(f"second {name}: stopped at once; the last checkpoint is intact")
+            self._stop_signal = signal_number
+            logger.warning("%s: stopping after this step and saving a checkpoint (send it again to stop at once)", name)
+
+        previous = {number: signal.signal(number, request_stop) for number in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, signal.SIG_DFL if handler is None else handler)
+
     def run(self) -> TrainingSummary:
+        self._bar = None
+        try:
+            with self._stop_on_signals():
+                return self._run()
+        finally:
+            if self._bar is not None:
+                self._bar.close()  # also when a step or a save fails
+
+    def _run(self) -> TrainingSummary:
         config, progress = self.config, self.progress
-        bar = tqdm(
+        bar = self._bar = tqdm(
             total=config.max_steps,
             initial=progress.step,
             desc=f"train {config.model_type}",
@@ -238,6 +373,10 @@ class TrainingRun:
                 progress.epoch += 1
                 progress.batches_in_epoch = 0
         bar.close()
+        if stopped_because in {number.name for number in STOP_SIGNALS}:
+            if self._saved_step != progress.step:
+                self._save_checkpoint()
+            raise TrainingInterrupted(signal.Signals[stopped_because], progress.step, self._latest())
         stopped_because = stopped_because or "num_epochs"
         last_row = progress.history[-1] if progress.history else {}
         if last_row.get("step") != progress.step or "dev_bleu" not in last_row:
@@ -306,7 +445,13 @@ class TrainingRun:
             model = self.unwrapped_model
             started = time.perf_counter()
             dev_loss = self._dev_loss(model)
-            hypotheses = translate(model, self.tokenizer, self.dev_sources, num_beams=self.config.eval_num_beams)
+            hypotheses = translate(
+                model,
+                self.tokenizer,
+                self.dev_sources,
+                num_beams=self.config.eval_num_beams,
+                progress=self.accelerator.is_local_main_process,
+            )
             scores = corpus_scores(hypotheses, self.dev_references)
             progress = self.progress
             improved = progress.best_bleu is None or scores["bleu"] > progress.best_bleu
@@ -344,25 +489,54 @@ class TrainingRun:
                 },
             )
 
-        atomic_directory(self.output_dir / BEST_MODEL_DIR, write)
+        target = self.output_dir / BEST_MODEL_DIR
+        try:
+            atomic_directory(target, write)
+        except Exception as error:
+            raise OSError(
+                f"Could not write the best model of step {self.progress.step} to {target} ({error}); the previous "
+                "best model there is intact. Fix the cause (e.g. free disk space) and run again to resume."
+            ) from error
+
+    def _latest(self) -> Path | None:
+        return latest_checkpoint(self.checkpoints_root)
 
     def _save_checkpoint(self) -> None:
-        """Write accelerate's full state to a staging directory, then rename it into place."""
+        """Write accelerate's full state and the progress to a staging directory, then rename it into place."""
         accelerator = self.accelerator
         final = checkpoint_dir(self.checkpoints_root, self.progress.step)
         staging = final.with_name(f".{final.name}.tmp")
-        if accelerator.is_main_process:
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
-        accelerator.wait_for_everyone()
-        accelerator.save_state(str(staging))
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(staging, final)
-            mark_latest(self.checkpoints_root, final)
-            prune_checkpoints(self.checkpoints_root, self.config.keep_checkpoints)
+        try:
+            if accelerator.is_main_process:
+                shutil.rmtree(staging, ignore_errors=True)
+                staging.mkdir(parents=True)
+            accelerator.wait_for_everyone()
+            accelerator.save_state(str(staging))
+            if accelerator.is_main_process:
+                atomic_write_json(staging / PROGRESS_FILE, self.progress.state_dict())
+            accelerator.wait_for_everyone()
+            if accelerator.is_main_process:
+                if final.exists():
+                    # Re-saving a step (the end of a run): retire the old copy so a kill leaves one in place.
+                    retired = final.with_name(f".{final.name}.old")
+                    shutil.rmtree(retired, ignore_errors=True)
+                    os.replace(final, retired)
+                    os.replace(staging, final)
+                    shutil.rmtree(retired, ignore_errors=True)
+                else:
+                    os.replace(staging, final)
+                mark_latest(self.checkpoints_root, final)
+                prune_checkpoints(self.checkpoints_root, self.config.keep_checkpoints)
+        except Exception as error:
+            if accelerator.is_main_process:
+                shutil.rmtree(staging, ignore_errors=True)
+            previous = self._latest()
+            kept = f"the previous checkpoint {previous} is intact" if previous else "there is no earlier checkpoint"
+            raise OSError(
+                f"Could not write the checkpoint of step {self.progress.step} to {final} ({error}); {kept}. "
+                "Fix the cause (e.g. free disk space) and run the same command again to resume."
+            ) from error
+        self._saved_step = self.progress.step
         accelerator.wait_for_everyone()
 
     def _average_last_checkpoints(self) -> tuple[str, float] | None:
@@ -396,7 +570,9 @@ class TrainingRun:
         """Why training should stop now (the same answer on every process), or None."""
         config, progress = self.config, self.progress
         reason = None
-        if config.max_steps is not None and progress.step >= config.max_steps:
+        if self._stop_signal is not None:
+            reason = signal.Signals(self._stop_signal).name
+        elif config.max_steps is not None and progress.step >= config.max_steps:
             reason = "max_steps"
         elif config.max_minutes is not None and progress.train_seconds >= 60 * config.max_minutes:
             reason = "max_minutes"
@@ -449,9 +625,17 @@ def _flat_config(config: TrainingConfig) -> dict[str, Any]:
     return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in flat.items()}
 
 
-def train(config: TrainingConfig, resume: bool = True) -> TrainingSummary:
-    """Train (or continue training) the model ``config`` describes; returns the run's summary."""
+def train(config: TrainingConfig, resume: bool = True, allow_inexact_resume: bool = False) -> TrainingSummary:
+    """Train (or continue training) the model ``config`` describes; returns the run's summary.
+
+    Raises :class:`TrainingInterrupted` (a ``KeyboardInterrupt``) after saving a checkpoint when
+    SIGINT or SIGTERM stops the run, and :class:`~hf_attn.training.checkpointing.CheckpointError`
+    when the checkpoint to resume cannot be resumed exactly (see :meth:`TrainingRun.resume_if_possible`).
+    """
     run = TrainingRun(config)
-    if resume:
-        run.resume_if_possible()
-    return run.run()
+    try:
+        if resume:
+            run.resume_if_possible(allow_inexact_resume=allow_inexact_resume)
+        return run.run()
+    finally:
+        run.close()
