@@ -438,6 +438,17 @@ class TrainingRun:
             count += int((batch["labels"] != -100).sum())
         return total / max(count, 1)
 
+    def _dev_scores(self, model: PreTrainedModel) -> dict[str, Any]:
+        """BLEU and chrF of ``model`` on the run's dev verses, decoded as every dev evaluation decodes them."""
+        hypotheses = translate(
+            model,
+            self.tokenizer,
+            self.dev_sources,
+            num_beams=self.config.eval_num_beams,
+            progress=self.accelerator.is_local_main_process,
+        )
+        return corpus_scores(hypotheses, self.dev_references)
+
     def _evaluate(self) -> None:
         """Dev loss and greedy BLEU on the main process; a BLEU improvement replaces ``best``."""
         improved = None
@@ -445,14 +456,7 @@ class TrainingRun:
             model = self.unwrapped_model
             started = time.perf_counter()
             dev_loss = self._dev_loss(model)
-            hypotheses = translate(
-                model,
-                self.tokenizer,
-                self.dev_sources,
-                num_beams=self.config.eval_num_beams,
-                progress=self.accelerator.is_local_main_process,
-            )
-            scores = corpus_scores(hypotheses, self.dev_references)
+            scores = self._dev_scores(model)
             progress = self.progress
             improved = progress.best_bleu is None or scores["bleu"] > progress.best_bleu
             if improved:
@@ -556,8 +560,7 @@ class TrainingRun:
                 reference=self.output_dir / BEST_MODEL_DIR,
             )
             model = AutoModelForSeq2SeqLM.from_pretrained(folder).to(accelerator.device)
-            hypotheses = translate(model, self.tokenizer, self.dev_sources, num_beams=self.config.eval_num_beams)
-            result = (str(folder), corpus_scores(hypotheses, self.dev_references)["bleu"])
+            result = (str(folder), self._dev_scores(model)["bleu"])
             logger.info(
                 "Average of the last %d checkpoints: dev BLEU %.2f (best single %.2f)",
                 count,
