@@ -289,6 +289,10 @@ def _section_training(record: _RunRecord) -> str:
             ("mixed precision", summary.get("mixed_precision")),
             ("best dev BLEU (greedy)", "n/a" if best is None else f"{best:.2f} at step {summary.get('best_step')}"),
         ]
+        averaged = summary.get("averaged_dev_bleu")
+        if averaged is not None:
+            count = (config or {}).get("average_last_checkpoints", "?")
+            rows.append((f"dev BLEU of the mean of the last {count} checkpoints (greedy)", f"{averaged:.2f}"))
         text += _table(["budget", "value"], rows) + "\n\n"
     if config:
         # The vocabulary sizes only size a tokenizer the run trains itself.

@@ -53,6 +53,17 @@ def _resolve_device(model: PreTrainedModel, device: str | torch.device | None) -
     return device
 
 
+def beam_stopping(num_beams: int) -> dict[str, Any]:
+    """``generate`` kwargs for the stopping rule of NMT toolkits: beam search ends once ``num_beams`` hypotheses have.
+
+    fairseq, OpenNMT, Marian and CTranslate2 all stop there. transformers' default
+    (``early_stopping=False``) searches on while a running beam might still win after length
+    normalisation: slower, and CTranslate2 cannot follow it, so an export could not reproduce
+    ``translate`` word for word. Greedy search takes no stopping flag.
+    """
+    return {"early_stopping": True} if num_beams > 1 else {}
+
+
 def _end_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> tuple[torch.Tensor, int | None]:
     """EOS ids (a tensor, possibly empty) and the pad id that ``generate`` uses to fill finished rows."""
     config = model.generation_config
@@ -250,7 +261,7 @@ def translate_with_stats(
             num_beams=num_beams,
             max_new_tokens=limit,
             length_penalty=length_penalty,
-            **generate_kwargs,
+            **{**beam_stopping(num_beams), **generate_kwargs},
         )
         return sequences[:, 1:].cpu()  # column 0 is the decoder start token
 
@@ -289,8 +300,9 @@ def translate(
     source translates to "" (the model is not asked: it would invent a sentence). A source
     longer than the model's ``max_position_embeddings`` is truncated to it, with a warning that
     names the limit. For hf_attn models the tokenizer must match the model's vocabulary
-    (a ValueError otherwise). ``generate_kwargs`` go to
-    ``generate()`` unchanged (one hypothesis per source is assumed). The model's
+    (a ValueError otherwise). Beam search stops as NMT toolkits and CTranslate2 do
+    (:func:`beam_stopping`); ``generate_kwargs`` go to ``generate()`` unchanged and may
+    override that (one hypothesis per source is assumed). The model's
     train/eval mode is restored afterwards, so the training loop can call this mid-run.
     """
     return translate_with_stats(
@@ -337,6 +349,7 @@ def _generated_alignment(
         output_attentions=True,
         output_scores=num_beams > 1,  # beam search reports which beam made each token only with scores
         return_dict_in_generate=True,
+        **beam_stopping(num_beams),
     )
     steps = output.cross_attentions
     _require_weights(steps[0] if steps else None, model)

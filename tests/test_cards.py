@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -100,6 +101,19 @@ def test_body_reports_the_run(run_dir: Path):
     for plot in ("learning_curve.png", "bleu_by_length.png"):
         assert f"]({plot})" in body and (best / plot).is_file()
     assert "## Limitations" in body and "Bible verses" in body
+
+
+def test_body_reports_the_averaged_models_dev_bleu_when_the_run_averaged(run_dir: Path, tmp_path: Path):
+    _, plain = split_card(write_model_card(run_dir / "best").read_text(encoding="utf-8"))
+    assert "mean of the last" not in plain
+    averaged_run = tmp_path / "run"
+    shutil.copytree(run_dir, averaged_run)
+    for name, field, value in (("summary.json", "averaged_dev_bleu", 12.345), ("training_config.json",
+                               "average_last_checkpoints", 3)):  # fmt: skip
+        record = json.loads((averaged_run / name).read_text())
+        (averaged_run / name).write_text(json.dumps({**record, field: value}))
+    _, body = split_card(write_model_card(averaged_run / "best").read_text(encoding="utf-8"))
+    assert "| dev BLEU of the mean of the last 3 checkpoints (greedy) | 12.35 |" in body
 
 
 def test_card_from_a_model_folder_alone(tmp_path: Path):

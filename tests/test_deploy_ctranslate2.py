@@ -1,9 +1,11 @@
-"""The Transformer exported to CTranslate2: fp32 output token-identical to ``generate``, and the errors.
+"""The Transformer exported to CTranslate2: fp32 output token-identical to ``translate``, and the errors.
 
 Exactness is checked on small models trained for some real steps on Bible verses (a random
 model repeats one token, which would hide most mistakes), greedy and beam 4, on 200 test
 verses for the paper's post-LN model with one shared vocabulary, and on fewer for pre-LN with
 separate untied vocabularies, GELU, learned positions and no embedding scaling.
+``translate`` stops beam search as CTranslate2 does (once ``num_beams`` hypotheses have ended);
+transformers' default ``early_stopping=False`` searches on and can differ on a real model.
 """
 
 from __future__ import annotations

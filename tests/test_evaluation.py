@@ -22,7 +22,7 @@ from transformers import AutoModelForSeq2SeqLM, MarianConfig, MarianMTModel, Pre
 
 import hf_attn
 from hf_attn.evaluation import bleu_by_source_length, corpus_scores, evaluate_model
-from hf_attn.generation import alignment, default_max_new_tokens, translate
+from hf_attn.generation import alignment, beam_stopping, default_max_new_tokens, translate
 
 WORDS = "the a cat dog sat ran on under mat house big small".split()
 SOURCES = [
@@ -182,10 +182,10 @@ def test_custom_buckets_leave_out_unbucketed_sentences_and_reject_bad_bounds(cap
 
 
 def generate_alone(model, tokenizer, source: str, **kwargs) -> torch.Tensor:
-    """The reference behaviour: one unpadded sentence through model.generate; the new token ids."""
+    """The reference behaviour: one unpadded sentence through model.generate, beams stopped as translate stops them."""
     encoded = tokenizer(source, return_tensors="pt")
     with torch.no_grad():
-        return model.generate(**encoded, **kwargs)[0, 1:]
+        return model.generate(**encoded, **beam_stopping(kwargs.get("num_beams", 1)), **kwargs)[0, 1:]
 
 
 def translate_alone(model, tokenizer, source: str, **kwargs) -> str:
@@ -214,6 +214,29 @@ def test_translate_beam_search_matches_one_sentence_at_a_time(model, tokenizer):
     settings = {"num_beams": 3, "max_new_tokens": 12, "length_penalty": 0.6}
     batched = translate(model, tokenizer, SOURCES, batch_size=4, **settings)
     assert batched == [translate_alone(model, tokenizer, source, **settings) for source in SOURCES]
+
+
+@pytest.mark.parametrize(
+    ("num_beams", "generate_kwargs", "expected"),
+    [
+        (4, {}, {"early_stopping": True}),
+        (1, {}, {}),
+        (4, {"early_stopping": False}, {"early_stopping": False}),
+    ],
+)
+def test_translate_stops_beams_like_nmt_toolkits_unless_told_otherwise(
+    model, tokenizer, monkeypatch, num_beams, generate_kwargs, expected
+):
+    calls = []
+    real_generate = model.generate
+
+    def recording_generate(**kwargs):
+        calls.append({key: kwargs[key] for key in ("early_stopping",) if key in kwargs})
+        return real_generate(**kwargs)
+
+    monkeypatch.setattr(model, "generate", recording_generate)
+    translate(model, tokenizer, SOURCES[:2], num_beams=num_beams, max_new_tokens=4, **generate_kwargs)
+    assert calls == [expected]
 
 
 def test_translate_restores_training_mode_and_handles_no_input(model, tokenizer):
