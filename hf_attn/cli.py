@@ -354,9 +354,9 @@ def _add_experiment(subparsers: argparse._SubParsersAction) -> None:
         "under the same budget, then measure test BLEU/chrF by source length, alignment heatmaps, gradient norms by "
         "source position and training speed by sentence length, and write DOCS_DIR/experiment.md with its figures. "
         "A controlled part trains the same four at a quarter of the width on reversing random strings of 5-80 "
-        "symbols and scores them by string length. Default budget 2,000 updates per model on the corpus (about an "
-        "hour in all on 2 CPU cores) plus the controlled part; --quick takes a few minutes. Re-running with the "
-        "same --output-dir skips finished models and resumes interrupted ones.",
+        "symbols and scores them by string length. Default budget 2,000 updates per model on the corpus (about 35 "
+        "minutes in all on 2 idle CPU cores) plus the controlled part (about 8); --quick takes a few minutes. "
+        "Re-running with the same --output-dir skips finished models and resumes interrupted ones.",
     )
     parser.add_argument("--output-dir", default="runs/seed_experiment", help="runs, results.json, figures")
     parser.add_argument(

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The seed experiment (RNN without/with attention vs Transformer): the same as `hf-attn experiment`.
 
-`python scripts/seed_experiment.py` trains the four models (about an hour on 2 CPU cores) and writes
+`python scripts/seed_experiment.py` trains the four models (about 45 minutes on 2 idle CPU cores) and writes
 docs/experiment.md; `--quick` is a few-minute smoke run; `--help` lists the budget options.
 """
 
