@@ -264,6 +264,10 @@ def render_markdown(results: dict[str, Any]) -> str:
         "Joey NMT runs from its own venv (`--joey-venv`, default `$XDG_CACHE_HOME/hf_attn/joey-venv` or "
         "`~/.cache/hf_attn/joey-venv`, created on first use with "
         "`pip install torch==<this torch> joeynmt==2.3.0 importlib_metadata`); hf_attn's environment never gets it.",
+        "Serving throughput (trained models with beam 4 under `generate`, CTranslate2 fp32/int8 and the RNN's "
+        "torch-int8, against MarianMTModel and Marian on CTranslate2) needs trained models and the `deploy` extra, "
+        "so it has its own script and page: `scripts/benchmark_translation.py`, "
+        "[translation_benchmark.md](translation_benchmark.md).",
         "## Models and data",
         f"Size `{s['size']}`: vocabulary {size.get('vocab_size')}, d_model {size.get('d_model')}, "
         f"{size.get('layers')}+{size.get('layers')} layers, {size.get('heads')} heads, FFN {size.get('ffn_dim')}; "
