@@ -270,9 +270,20 @@ def send_signal_at_step(monkeypatch, step: int, signal_number: int) -> None:
     monkeypatch.setattr(TrainingRun, "_optimizer_step", step_then_signal)
 
 
+@pytest.fixture
+def python_signal_handlers():
+    """SIGINT and SIGTERM as a foreground Python process has them, whatever the test runner was started under."""
+    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    for number, handler in saved.items():
+        signal.signal(number, handler)
+
+
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_training_after_saving_a_checkpoint_and_resume_is_exact(
-    signal_number, tokenizer_dir, tmp_path, monkeypatch
+    signal_number, tokenizer_dir, tmp_path, monkeypatch, python_signal_handlers
 ):
     train(run_config(tmp_path / "reference", tokenizer_dir, max_steps=5))
     with monkeypatch.context() as patch:
@@ -289,6 +300,13 @@ def test_a_signal_stops_training_after_saving_a_checkpoint_and_resume_is_exact(
     assert reference.keys() == resumed.keys()
     for name in reference:
         assert torch.equal(reference[name], resumed[name]), name
+
+
+def test_a_signal_the_launcher_ignores_stays_ignored(tokenizer_dir, tmp_path, monkeypatch, python_signal_handlers):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as under nohup or a script's background job
+    send_signal_at_step(monkeypatch, 3, signal.SIGTERM)
+    assert train(run_config(tmp_path / "ignored", tokenizer_dir, max_steps=5)).steps == 5
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
 
 
 def test_a_second_run_on_the_same_output_dir_is_refused(tokenizer_dir, tmp_path):

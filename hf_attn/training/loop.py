@@ -312,7 +312,11 @@ class TrainingRun:
 
     @contextlib.contextmanager
     def _stop_on_signals(self):
-        """While training, SIGINT/SIGTERM ask for a stop after the current step (a second one stops at once)."""
+        """While training, SIGINT/SIGTERM ask for a stop after the current step (a second one stops at once).
+
+        A signal the launcher ignores stays ignored: ``nohup`` and a script's background jobs
+        ignore SIGINT on purpose, and a run started that way must not stop on it.
+        """
         if threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -324,7 +328,8 @@ class TrainingRun:
             self._stop_signal = signal_number
             logger.warning("%s: stopping after this step and saving a checkpoint (send it again to stop at once)", name)
 
-        previous = {number: signal.signal(number, request_stop) for number in STOP_SIGNALS}
+        watched = [number for number in STOP_SIGNALS if signal.getsignal(number) is not signal.SIG_IGN]
+        previous = {number: signal.signal(number, request_stop) for number in watched}
         try:
             yield
         finally:
