@@ -47,6 +47,23 @@ def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+def replace_directory(finished: Path, target: Path) -> None:
+    """Move the complete directory ``finished`` to ``target``, replacing what is there.
+
+    A directory cannot be renamed over a non-empty one, so an existing ``target`` is first
+    retired to ``.TARGET.old`` and deleted after the swap; a kill between the two renames
+    leaves that copy, which ``training.checkpointing.clean_leftovers`` puts back.
+    """
+    if not target.exists():
+        os.replace(finished, target)
+        return
+    retired = target.with_name(f".{target.name}.old")
+    shutil.rmtree(retired, ignore_errors=True)
+    os.replace(target, retired)
+    os.replace(finished, target)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
 def atomic_directory(target: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_dir)`` and then move the finished directory to ``target`` (replacing it)."""
     target = Path(target)
@@ -55,14 +72,7 @@ def atomic_directory(target: str | os.PathLike, write: Callable[[Path], None]) -
     try:
         write(temporary)
         os.chmod(temporary, _default_mode(directory=True))
-        if target.exists():
-            retired = target.with_name(f".{target.name}.old")
-            shutil.rmtree(retired, ignore_errors=True)
-            os.replace(target, retired)
-            os.replace(temporary, target)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(temporary, target)
+        replace_directory(temporary, target)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise

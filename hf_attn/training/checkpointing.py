@@ -50,6 +50,10 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be resumed (exactly): damaged, missing a file, or not this run's."""
 
 
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint file holding objects other than tensors and plain data: unpickling it could run code."""
+
+
 class OutputDirectoryInUse(OSError):
     """Another process is training into the same output directory."""
 
@@ -125,7 +129,7 @@ def load_plain_data(path: Path) -> Any:
     except pickle.UnpicklingError as error:
         if "Unsupported global" in str(error) or "Unsupported operand" in str(error):
             first_line = str(error).split("\n")[0]
-            raise CheckpointError(
+            raise UnsafeCheckpointError(
                 f"{path} holds objects other than tensors and plain data; refusing to unpickle it, since that could "
                 f"run code. hf_attn never writes such a file: it was modified or crafted. ({first_line})"
             ) from None
@@ -178,9 +182,9 @@ def read_rng_state(checkpoint: Path, process_index: int) -> tuple[dict[str, Any]
         return None, f"{path} is missing"
     try:
         states = load_plain_data(path)
+    except UnsafeCheckpointError:
+        raise
     except CheckpointError as error:
-        if "refusing to unpickle" in str(error):
-            raise
         return None, str(error).rstrip(".")
     required = ("random_state", "numpy_random_seed", "torch_manual_seed")
     if not isinstance(states, dict) or any(key not in states for key in required):
@@ -212,13 +216,15 @@ def check_model_weights(checkpoint: Path, expected: dict[str, Any]) -> None:
         for name in sorted(wanted)
         if name in shapes and shapes[name] != wanted[name]
     ]
-    problems = []
-    if resized:
-        problems.append("different shapes: " + "; ".join(resized[:5]) + (" …" if len(resized) > 5 else ""))
-    if missing:
-        problems.append("missing tensors: " + ", ".join(missing[:5]) + (" …" if len(missing) > 5 else ""))
-    if unexpected:
-        problems.append("unexpected tensors: " + ", ".join(unexpected[:5]) + (" …" if len(unexpected) > 5 else ""))
+    problems = [
+        f"{kind}: {separator.join(items[:5])}{' …' if len(items) > 5 else ''}"
+        for kind, items, separator in (
+            ("different shapes", resized, "; "),
+            ("missing tensors", missing, ", "),
+            ("unexpected tensors", unexpected, ", "),
+        )
+        if items
+    ]
     if problems:
         raise CheckpointError(
             f"{path} does not fit the model this training config builds ({'; '.join(problems)}). The model settings "

@@ -29,7 +29,6 @@ import contextlib
 import dataclasses
 import logging
 import math
-import os
 import shutil
 import signal
 import threading
@@ -51,7 +50,7 @@ from transformers import (
     get_inverse_sqrt_schedule,
 )
 
-from ..atomic import atomic_directory, atomic_write_json
+from ..atomic import atomic_directory, atomic_write_json, replace_directory
 from ..batching import TokenBatchSampler
 from ..evaluation import corpus_scores
 from ..generation import translate
@@ -279,7 +278,7 @@ class TrainingRun:
         missing or damaged random-state file would make the rest of the run differ from an
         uninterrupted one, so it is an error too unless ``allow_inexact_resume``.
         """
-        checkpoint = latest_checkpoint(self.checkpoints_root)
+        checkpoint = self._latest()
         if checkpoint is None:
             return False
         if self.accelerator.is_main_process:
@@ -525,15 +524,7 @@ class TrainingRun:
                 atomic_write_json(staging / PROGRESS_FILE, self.progress.state_dict())
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:
-                if final.exists():
-                    # Re-saving a step (the end of a run): retire the old copy so a kill leaves one in place.
-                    retired = final.with_name(f".{final.name}.old")
-                    shutil.rmtree(retired, ignore_errors=True)
-                    os.replace(final, retired)
-                    os.replace(staging, final)
-                    shutil.rmtree(retired, ignore_errors=True)
-                else:
-                    os.replace(staging, final)
+                replace_directory(staging, final)  # the end of a run may re-save a step already saved
                 mark_latest(self.checkpoints_root, final)
                 prune_checkpoints(self.checkpoints_root, self.config.keep_checkpoints)
         except Exception as error:
