@@ -92,6 +92,14 @@ def read_json_file(path: str | os.PathLike) -> Any:
         raise ValueError(f"{path} is damaged: not UTF-8 text ({error.reason} at byte {error.start}).") from None
 
 
+def check_json_files(folder: str | os.PathLike, names: tuple[str, ...]) -> None:
+    """Raise a ValueError naming the file for any of ``names`` in ``folder`` that is damaged (absent ones pass)."""
+    for name in names:
+        path = Path(folder) / name
+        if path.is_file():
+            read_json_file(path)
+
+
 def read_json_if_exists(path: Path) -> Any:
     """The JSON document at ``path`` (as :func:`atomic_write_json` wrote it), or None when there is none."""
     return read_json_file(path) if path.is_file() else None

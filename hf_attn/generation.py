@@ -21,6 +21,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from .models.config_validation import require_positive_int
+
 logger = logging.getLogger(__name__)
 
 
@@ -84,7 +86,7 @@ def _generated_length(tokens: torch.Tensor, eos_ids: torch.Tensor, pad_id: int |
     return len(tokens) if pad_id is None else int((tokens != pad_id).sum())
 
 
-def _position_limit(model: PreTrainedModel) -> int | None:
+def model_position_limit(model: PreTrainedModel) -> int | None:
     """Longest sequence a model with a position table can take (``max_position_embeddings``), else None.
 
     Sources beyond it are truncated (with a warning: :func:`warn_truncated`) and generation
@@ -98,9 +100,8 @@ HF_ATTN_MODEL_TYPES = ("transformer_seq2seq", "rnn_seq2seq")
 
 def check_generation_settings(num_beams: Any, batch_size: Any = 1) -> None:
     """Raise a ValueError naming the setting for a beam count or batch size that is not a positive integer."""
-    for name, value in (("num_beams", num_beams), ("batch_size", batch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    require_positive_int("num_beams", num_beams)
+    require_positive_int("batch_size", batch_size)
 
 
 def check_sources(sources: Sequence[Any]) -> list[str]:
@@ -151,6 +152,21 @@ def warn_truncated(lengths: Sequence[int], limit: int | None) -> None:
         )
 
 
+def tokenize_within_limit(
+    tokenizer: PreTrainedTokenizerBase, texts: str | list[str], limit: int | None, **kwargs: Any
+) -> Any:
+    """``tokenizer(texts, **kwargs)``, truncated to ``limit`` tokens (the model's position table) with a warning.
+
+    Every engine and the pipeline encode sources through this, so a source too long for the
+    model is cut, and reported, the same way everywhere.
+    """
+    if limit:
+        batch = [texts] if isinstance(texts, str) else texts
+        warn_truncated([len(ids) for ids in tokenizer(batch)["input_ids"]], limit)
+        kwargs = {**kwargs, "truncation": True, "max_length": limit}
+    return tokenizer(texts, **kwargs)
+
+
 @dataclass
 class Translations:
     """Hypotheses in input order, with the time generate() took and the tokens it produced (for tokens/s)."""
@@ -199,10 +215,7 @@ def translate_in_batches(
     sources = check_sources(sources)
     active = [i for i, source in enumerate(sources) if not is_blank(source)]
     texts = [sources[i] for i in active]
-    truncation = {"truncation": True, "max_length": position_limit} if position_limit else {}
-    if position_limit and texts:
-        warn_truncated([len(ids) for ids in tokenizer(texts)["input_ids"]], position_limit)
-    encoded = dict(zip(active, tokenizer(texts, **truncation)["input_ids"])) if texts else {}
+    encoded = dict(zip(active, tokenize_within_limit(tokenizer, texts, position_limit)["input_ids"])) if texts else {}
     # Longest first: a batch that does not fit in memory fails at once, not at the end.
     order = sorted(active, key=lambda i: -len(encoded[i]))
     hypotheses: list[str] = [""] * len(sources)  # blank sources stay ""
@@ -272,7 +285,7 @@ def translate_with_stats(
             generate_batch,
             batch_size=batch_size,
             max_new_tokens=max_new_tokens,
-            position_limit=_position_limit(model),
+            position_limit=model_position_limit(model),
             eos_ids=eos_ids,
             pad_id=pad_id,
             progress=progress,
@@ -412,10 +425,7 @@ def alignment(
         raise ValueError("alignment() needs a non-empty source sentence; an empty one has nothing to align.")
     check_tokenizer_fits(model, tokenizer)
     run_device = _resolve_device(model, device)
-    position_limit = _position_limit(model)
-    warn_truncated([len(tokenizer(source)["input_ids"])], position_limit)
-    truncation = {"truncation": True, "max_length": position_limit} if position_limit else {}
-    encoded = tokenizer(source, return_tensors="pt", **truncation).to(run_device)
+    encoded = tokenize_within_limit(tokenizer, source, model_position_limit(model), return_tensors="pt").to(run_device)
     encoded = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
     with _eval_mode(model), torch.inference_mode():
         if target is None:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForSeq2SeqLM, PreTrainedModel, PreTrainedTokenizerBase
 
-from .atomic import read_json_file
+from .atomic import check_json_files
 from .tokenization import (
     check_tokenizer_json,
     check_tokenizer_matches_config,
@@ -54,9 +54,7 @@ def check_model_folder_files(path: Path) -> None:
     """
     from safetensors import safe_open
 
-    for name in MODEL_JSON_FILES:
-        if (path / name).is_file():
-            read_json_file(path / name)
+    check_json_files(path, MODEL_JSON_FILES)
     check_tokenizer_json(path)
     for weights in sorted(path.glob("*.safetensors")):
         try:

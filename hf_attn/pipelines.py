@@ -37,7 +37,8 @@ from .generation import (
     check_tokenizer_fits,
     default_max_new_tokens,
     is_blank,
-    warn_truncated,
+    model_position_limit,
+    tokenize_within_limit,
 )
 
 logger = logging.getLogger(__name__)
@@ -81,23 +82,16 @@ class HfAttnTranslationPipeline(Pipeline):
             return [item[0] for item in result]
         return result
 
-    def _position_limit(self) -> int | None:
-        return getattr(self.model.config, "max_position_embeddings", None)
-
     def preprocess(self, text: str) -> dict[str, Any]:
         if not isinstance(text, str):
             raise TypeError(f"{TASK} translates strings, got {type(text).__name__}: {text!r}.")
-        limit = self._position_limit()
-        if limit:
-            warn_truncated([len(self.tokenizer(text)["input_ids"])], limit)
-        truncation = {"truncation": True, "max_length": limit} if limit else {}
-        encoded = self.tokenizer(text, return_tensors="pt", **truncation)
+        encoded = tokenize_within_limit(self.tokenizer, text, model_position_limit(self.model), return_tensors="pt")
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"], "source_text": text}
 
     def _default_limits(self, source_lengths: list[int]) -> list[int]:
         """Per-sentence ``max_new_tokens`` when the caller set no length: as ``hf_attn.evaluation`` bounds them."""
         limits = [default_max_new_tokens(length) for length in source_lengths]
-        position_limit = self._position_limit()
+        position_limit = model_position_limit(self.model)
         # The decoder start token takes position 0.
         return [min(limit, position_limit - 1) for limit in limits] if position_limit else limits
 

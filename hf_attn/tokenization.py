@@ -29,7 +29,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 from transformers.tokenization_utils_base import TOKENIZER_CONFIG_FILE
 
-from .atomic import read_json_file
+from .atomic import check_json_files, read_json_file
 from .models.tokenization_seq2seq_bpe import SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE, Seq2SeqBPETokenizer
 
 logger = logging.getLogger(__name__)
@@ -235,10 +235,7 @@ TOKENIZER_JSON_FILES = (TOKENIZER_CONFIG_FILE, SOURCE_TOKENIZER_FILE, TARGET_TOK
 
 def check_tokenizer_json(folder: str | os.PathLike[str]) -> None:
     """Raise a ValueError naming the file when a saved tokenizer's JSON file is damaged (json's error names none)."""
-    for name in TOKENIZER_JSON_FILES:
-        path = Path(folder) / name
-        if path.is_file():
-            read_json_file(path)
+    check_json_files(folder, TOKENIZER_JSON_FILES)
 
 
 def required_tokenizer_files(folder: str | os.PathLike[str]) -> tuple[str, ...]:
