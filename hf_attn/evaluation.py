@@ -21,6 +21,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .atomic import atomic_write_json, atomic_write_text
 from .generation import Translations, translate_with_stats
+from .models.config_validation import require_positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -184,8 +185,7 @@ def evaluate_translator(
         columns = dataset_split.column_names
         raise ValueError(f"The dataset has no column(s) {sorted(missing)}; its columns are {columns}.")
     if max_examples is not None:
-        if not isinstance(max_examples, int) or isinstance(max_examples, bool) or max_examples < 1:
-            raise ValueError(f"`max_examples` must be a positive integer or None, got {max_examples!r}.")
+        require_positive_int("max_examples", max_examples)
         dataset_split = dataset_split.select(range(min(max_examples, len(dataset_split))))
     sources, references = list(dataset_split[source_column]), list(dataset_split[target_column])
     began = time.perf_counter()

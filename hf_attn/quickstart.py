@@ -20,6 +20,7 @@ from .cards import write_model_card
 from .data import load_bible_corpus
 from .evaluation import evaluate_model
 from .inference import load_model_and_tokenizer
+from .models.config_validation import require_positive_int
 from .tokenization import load_tokenizer, train_bpe_tokenizer
 from .training.config import load_training_config
 from .training.loop import train
@@ -66,8 +67,8 @@ def run_quickstart(
         overrides.append(f"max_steps={steps_per_model}")
     if test_examples is None and quick:
         test_examples = QUICK_TEST_EXAMPLES
-    if test_examples is not None and (not isinstance(test_examples, int) or test_examples < 1):
-        raise ValueError(f"`test_examples` must be a positive integer, got {test_examples!r}.")
+    if test_examples is not None:
+        require_positive_int("test_examples", test_examples)
     tokenizer_dir = output_dir / "tokenizer"
     # Every setting is checked (both configs built) before the tokenizer or a model is trained.
     configs = {

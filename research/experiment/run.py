@@ -44,6 +44,7 @@ from hf_attn.data import load_bible_corpus
 from hf_attn.evaluation import DEFAULT_LENGTH_BUCKETS, evaluate_model
 from hf_attn.generation import alignment
 from hf_attn.inference import load_model_and_tokenizer
+from hf_attn.models.config_validation import require_positive_int
 from hf_attn.plotting import plot_attention, plot_bleu_by_length, plot_learning_curves, plot_series
 from hf_attn.quickstart import shared_tokenizer_dir
 from hf_attn.tokenization import load_tokenizer
@@ -96,9 +97,7 @@ class ExperimentSettings:
     def __post_init__(self) -> None:
         check_model_names(self.model_overrides, "model_overrides")
         for name in ("num_beams", "probe_min_words", "probe_verses", "throughput_tokens", "throughput_repeats"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+            require_positive_int(name, getattr(self, name))
         if self.test_per_bucket is not None and self.test_per_bucket < 1:
             raise ValueError(f"`test_per_bucket` must be positive or None (all), got {self.test_per_bucket!r}.")
         if self.max_steps is not None and self.max_steps < 1:

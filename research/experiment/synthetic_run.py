@@ -23,13 +23,14 @@ import torch
 from hf_attn.atomic import atomic_directory
 from hf_attn.data import load_parallel_data
 from hf_attn.inference import load_model_and_tokenizer
+from hf_attn.models.config_validation import require_positive_int
 from hf_attn.plotting import plot_series
 from hf_attn.tokenization import load_tokenizer
 from hf_attn.training.config import TrainingConfig, load_training_config
 
 from .gradient_probe import probe_gradients
 from .runs import MODELS, check_model_names, fresh_model, parameter_counts, train_model, training_entry
-from .synthetic import ReversalTask, evaluate_reversal, generate_splits, symbol_tokenizer
+from .synthetic import ReversalTask, bucket_members, evaluate_reversal, generate_splits, symbol_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +88,7 @@ class SyntheticSettings:
     def __post_init__(self) -> None:
         check_model_names(self.model_overrides, "synthetic model_overrides")
         for name in ("max_steps", "probe_sequences"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)!r}.")
+            require_positive_int(name, getattr(self, name))
 
 
 # A smoke run: the pipeline end to end in well under a minute per model, numbers without meaning.
@@ -137,16 +137,14 @@ def synthetic_configs(
 
 def probe_strings(test: datasets.Dataset, task: ReversalTask, count: int) -> datasets.Dataset:
     """The first ``count`` test strings of the longest bucket (test strings are already in random order)."""
-    low, high = task.buckets[-1]
-    longest = [i for i, source in enumerate(test["source"]) if low <= len(source.split()) <= high]
-    return test.select(longest[:count])
+    return test.select(bucket_members(test["source"], task.buckets[-1])[:count])
 
 
 def _samples(test: datasets.Dataset, hypotheses: list[str], task: ReversalTask) -> list[dict[str, str]]:
     """The first test string of the shortest and of the longest bucket, with the model's output."""
     picks = []
-    for low, high in (task.buckets[0], task.buckets[-1]):
-        index = next(i for i, source in enumerate(test["source"]) if low <= len(source.split()) <= high)
+    for bucket in (task.buckets[0], task.buckets[-1]):
+        index = bucket_members(test["source"], bucket)[0]
         picks.append({"source": test[index]["source"], "reference": test[index]["target"], "output": hypotheses[index]})
     return picks
 
