@@ -284,9 +284,7 @@ def _claim_controlled_collapse(m: _Models, kept: _Kept) -> Claim:
         fraction = kept(entry)
         if base is None or fraction is None:
             return INCONCLUSIVE
-        if base > COLLAPSE_FRACTION or fraction <= COLLAPSE_FRACTION:
-            return NOT_HELD
-        return HELD if fraction >= HOLD_FRACTION else INCONCLUSIVE
+        return NOT_HELD if base > COLLAPSE_FRACTION else _holds(fraction)
 
     return Claim(
         f"{CONTROLLED}Without attention, accuracy collapses on long inputs; with attention it holds",

@@ -152,6 +152,12 @@ def symbol_tokenizer(task: ReversalTask) -> PreTrainedTokenizerFast:
 # ------------------------------------------------------------------------------ scoring
 
 
+def bucket_members(strings: Sequence[str], bucket: tuple[int, int]) -> list[int]:
+    """Indices of the ``strings`` whose symbol count lies in ``bucket`` (bounds included)."""
+    low, high = bucket
+    return [i for i, string in enumerate(strings) if low <= len(string.split()) <= high]
+
+
 def token_matches(hypothesis: str, reference: str) -> tuple[int, int]:
     """(symbols equal at the same position, the longer string's length): missing and extra symbols count as wrong."""
     produced, wanted = hypothesis.split(), reference.split()
@@ -180,7 +186,7 @@ def accuracy_by_length(
     pairs = list(zip(hypotheses, references))
     rows = []
     for low, high in buckets:
-        members = [(h, r) for h, r in pairs if low <= len(r.split()) <= high]
+        members = [pairs[i] for i in bucket_members(references, (low, high))]
         rows.append({"bucket": f"{low}-{high}", "min_length": low, "max_length": high, **_scores(members)})
     return {**_scores(pairs), "by_length": rows}
 
