@@ -23,6 +23,7 @@ from hf_attn.tokenization import (
     UNK_ID,
     check_tokenizer_matches_config,
     load_tokenizer,
+    model_settings_from_tokenizer,
     train_bpe_tokenizer,
 )
 
@@ -156,9 +157,14 @@ def test_load_tokenizer_errors(tmp_path):
     PreTrainedTokenizerFast(
         tokenizer_object=foreign, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>"
     ).save_pretrained(tmp_path / "foreign")
-    expected = r"pad_token is '<pad>' with id 1, expected '<pad>' with id 0.*does not end with </s>"
-    with pytest.raises(ValueError, match=expected):
-        load_tokenizer(tmp_path / "foreign")
+    loaded = load_tokenizer(tmp_path / "foreign")  # other ids are fine; hf_attn appends the eos it lacked
+    assert loaded("a")["input_ids"] == [4, 3]
+    assert model_settings_from_tokenizer(loaded) == {
+        "vocab_size": 5, "pad_token_id": 1, "bos_token_id": 2, "eos_token_id": 3, "decoder_start_token_id": 2
+    }  # fmt: skip
+    PreTrainedTokenizerFast(tokenizer_object=foreign, unk_token="<unk>").save_pretrained(tmp_path / "bare")
+    with pytest.raises(ValueError, match=r"has no pad_token and no eos_token.*add_special_tokens\(\{'pad_token'"):
+        load_tokenizer(tmp_path / "bare")
 
 
 def test_matching_config_passes(tokenizer):

@@ -50,11 +50,12 @@ from transformers import (
     PreTrainedModel,
     get_inverse_sqrt_schedule,
 )
+from transformers.tokenization_utils_base import VERY_LARGE_INTEGER
 
 from ..atomic import atomic_directory, atomic_write_json, replace_directory
 from ..batching import TokenBatchSampler
 from ..evaluation import corpus_scores
-from ..generation import translate
+from ..generation import model_position_limit, translate
 from ..models.seq2seq_utils import seq2seq_lm_loss
 from ..plotting import plot_learning_curves
 from .averaging import average_checkpoints, last_checkpoints
@@ -246,6 +247,8 @@ class TrainingRun:
         )
 
         model = build_model(config, self.tokenizer)
+        # Saved with every checkpoint: the tokenizer's limit is then the model's, not a default that warns wrongly.
+        self.tokenizer.model_max_length = model_position_limit(model) or VERY_LARGE_INTEGER
         self.num_parameters = sum(p.numel() for p in model.parameters())
         optimizer = torch.optim.AdamW(
             model.parameters(),
