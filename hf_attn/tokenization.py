@@ -246,14 +246,25 @@ def check_tokenizer_json(folder: str | os.PathLike[str]) -> None:
 
 
 def required_tokenizer_files(folder: str | os.PathLike[str]) -> tuple[str, ...]:
-    """The vocabulary files a saved tokenizer folder needs: ``tokenizer.json``, and the target one for a pair."""
+    """The vocabulary files a saved tokenizer folder needs: ``tokenizer.json``, and the target one for a pair.
+
+    A folder of a tokenizer that keeps its vocabulary in files of its own (Marian's ``source.spm``,
+    ``target.spm`` and ``vocab.json``) and has no ``tokenizer.json`` needs what its class
+    needs: transformers names those files when they are missing.
+    """
     config_file = Path(folder) / TOKENIZER_CONFIG_FILE
     config = read_json_file(config_file) if config_file.is_file() else {}
     if not isinstance(config, dict):
         raise ValueError(f"{config_file} is damaged: it must hold a JSON object, found {type(config).__name__}.")
-    if config.get("tokenizer_class") == Seq2SeqBPETokenizer.__name__:
+    tokenizer_class = config.get("tokenizer_class")
+    if tokenizer_class == Seq2SeqBPETokenizer.__name__:
         return (SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE)
+    if tokenizer_class not in (None, *FAST_TOKENIZER_CLASSES) and not (Path(folder) / SOURCE_TOKENIZER_FILE).is_file():
+        return ()
     return (SOURCE_TOKENIZER_FILE,)
+
+
+FAST_TOKENIZER_CLASSES = ("PreTrainedTokenizerFast", "TokenizersBackend")
 
 
 def load_tokenizer(path: str | os.PathLike[str]) -> PreTrainedTokenizerBase:
