@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import numpy as np
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 from transformers.tokenization_utils_base import TOKENIZER_CONFIG_FILE
@@ -90,6 +91,18 @@ def train_bpe_tokenizer_pair(
     target_size = source_vocab_size if target_vocab_size is None else target_vocab_size
     target = _train_backend(corpus, target_size, (target_column,), min_frequency)
     return wrap_tokenizer_pair(source, target, model_max_length)
+
+
+def tokenizer_training_sample(split: datasets.Dataset, size: int | None, seed: int) -> datasets.Dataset:
+    """At most ``size`` rows of ``split``, drawn with ``seed`` in corpus order (all of it when smaller, or size None).
+
+    BPE then costs the same time and memory however large the corpus grows.
+    """
+    if size is None or len(split) <= size:
+        return split
+    rows = np.random.default_rng(seed).choice(len(split), size=size, replace=False)
+    logger.info("Training the tokenizer on %d of the %d training pairs (tokenizer_sample_size).", size, len(split))
+    return split.select(np.sort(rows))
 
 
 def _train_backend(

@@ -24,6 +24,7 @@ from ..tokenization import (
     load_tokenizer,
     model_settings_from_tokenizer,
     target_vocab_size_of,
+    tokenizer_training_sample,
     train_bpe_tokenizer,
     train_bpe_tokenizer_pair,
 )
@@ -62,10 +63,14 @@ def prepare_tokenizer(
 
 
 def train_tokenizer(config: TrainingConfig, corpus: datasets.DatasetDict) -> PreTrainedTokenizerFast:
-    """A joint BPE tokenizer of ``vocab_size`` tokens, or with ``separate_vocabularies`` a source/target pair."""
+    """A joint BPE tokenizer of ``vocab_size`` tokens, or with ``separate_vocabularies`` a source/target pair.
+
+    Either trains on a seeded sample of the train split of at most ``tokenizer_sample_size`` pairs.
+    """
+    sample = tokenizer_training_sample(corpus["train"], config.tokenizer_sample_size, config.seed)
     if config.separate_vocabularies:
-        return train_bpe_tokenizer_pair(corpus, config.vocab_size, config.target_vocab_size)
-    return train_bpe_tokenizer(corpus, vocab_size=config.vocab_size)
+        return train_bpe_tokenizer_pair(sample, config.vocab_size, config.target_vocab_size)
+    return train_bpe_tokenizer(sample, vocab_size=config.vocab_size)
 
 
 def check_tokenizer_kind(config: TrainingConfig, tokenizer: PreTrainedTokenizerFast, where: str) -> None:
