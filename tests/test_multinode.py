@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from test_training import (
     REPO,
-    TINY_MODELS,
     assert_same_weights,
     final_weights,
     free_port,
     run_script,
+    single_and_distributed_configs,
     tiny_config,
     tokenizer_dir,  # noqa: F401 (a fixture)
     write_config,
@@ -84,19 +84,7 @@ def checkpoint_step(output_dir: Path) -> int:
 @pytest.mark.slow
 def test_two_nodes_of_one_process_match_one_process(tokenizer_dir, tmp_path):  # noqa: F811
     """2 nodes × 1 process, each taking half of every global batch, end with the 1-process weights."""
-    overrides = {
-        "model": {**TINY_MODELS["transformer_seq2seq"], "dropout": 0.0},
-        "min_batch_size": 2,
-        "max_steps": 3,
-        "eval_every": 100,
-        "save_every": 3,
-    }
-    single = write_config(
-        tiny_config("transformer_seq2seq", tmp_path / "one", tokenizer_dir, **overrides), tmp_path / "one.json"
-    )
-    nodes = write_config(
-        tiny_config("transformer_seq2seq", tmp_path / "nodes", tokenizer_dir, **overrides), tmp_path / "nodes.json"
-    )
+    single, nodes = single_and_distributed_configs(tokenizer_dir, tmp_path, "nodes", max_steps=3)
     run_script([sys.executable, "scripts/train.py", str(single)])
     codes = wait_all(launch_nodes(nodes, tmp_path))
     assert codes == [0, 0], (tmp_path / "node0.log").read_text()[-3000:] + (tmp_path / "node1.log").read_text()[-3000:]
