@@ -299,7 +299,7 @@ def load_tokenizer(path: str | os.PathLike[str]) -> PreTrainedTokenizerBase:
                 f"{local} has no {' and '.join(missing)}; expected a folder written by save_pretrained."
             )
         check_tokenizer_json(local)
-    elif os.sep in str(path) or str(path).startswith("."):
+    elif looks_like_local_path(str(path)):
         raise FileNotFoundError(f"No tokenizer folder at {path}.")
     tokenizer = load_pretrained_tokenizer(path, exists_locally=local.exists())
     if has_separate_vocabularies(tokenizer):  # only the project makes pairs: they keep its id convention
@@ -402,6 +402,11 @@ def model_settings_from_tokenizer(tokenizer: PreTrainedTokenizerBase) -> dict[st
     if has_separate_vocabularies(tokenizer):
         settings.update(decoder_vocab_size=tokenizer.target_vocab_size, share_encoder_decoder_embeddings=False)
     return settings
+
+
+def looks_like_local_path(name: str) -> bool:
+    """True for names that cannot be Hub repo ids ("owner/name"): absolute, relative or nested paths."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
 
 
 def hub_lookup_failed(name: str, what: str, error: Exception) -> OSError:

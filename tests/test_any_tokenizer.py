@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import sentencepiece
+from hub_server import last_json_line, run_python
 from test_training import REPO, run_script, tiny_config, write_config
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer, MarianTokenizer, PreTrainedTokenizerFast
@@ -188,3 +189,25 @@ translate(model, tokenizer, [" ".join([{SENTENCE!r}] * 60)], num_beams=1, max_ne
     warnings = [line for line in result.stderr.splitlines() if "longer than" in line or "exceed" in line]
     assert len(warnings) == 1, result.stderr
     assert "the model's limit of 24 tokens" in warnings[0]
+
+
+def test_a_tokenizer_from_the_hub_gives_the_model_its_ids(local_hub, texts, tmp_path):
+    """`tokenizer: owner/name` goes through the Hub (here the project's local stand-in) like a folder does."""
+    folder = t5_style_tokenizer(texts, tmp_path / "t5")
+    script = f"""
+import json
+from huggingface_hub import HfApi
+from hf_attn.tokenization import load_tokenizer, model_settings_from_tokenizer
+api = HfApi(token={local_hub.token!r})
+api.create_repo("user/t5-style")
+api.upload_folder(folder_path={str(folder)!r}, repo_id="user/t5-style")
+tokenizer = load_tokenizer("user/t5-style")
+print(json.dumps({{**model_settings_from_tokenizer(tokenizer), "ids": tokenizer({SENTENCE!r})["input_ids"]}}))
+"""
+    loaded = last_json_line(run_python(script, local_hub.env, cwd=tmp_path))
+    local = load_tokenizer(folder)
+    assert loaded["ids"] == local(SENTENCE)["input_ids"] and loaded["ids"][-1] == 1
+    assert {key: loaded[key] for key in ("vocab_size", "pad_token_id", "eos_token_id", "decoder_start_token_id")} == {
+        "vocab_size": VOCAB_SIZE, "pad_token_id": 0, "eos_token_id": 1, "decoder_start_token_id": 0
+    }  # fmt: skip
+    assert loaded["bos_token_id"] is None
