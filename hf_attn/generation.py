@@ -162,7 +162,8 @@ def tokenize_within_limit(
     """
     if limit:
         batch = [texts] if isinstance(texts, str) else texts
-        warn_truncated([len(ids) for ids in tokenizer(batch)["input_ids"]], limit)
+        # verbose=False: transformers' own "longer than the specified maximum" warning would repeat this one.
+        warn_truncated([len(ids) for ids in tokenizer(batch, verbose=False)["input_ids"]], limit)
         kwargs = {**kwargs, "truncation": True, "max_length": limit}
     return tokenizer(texts, **kwargs)
 

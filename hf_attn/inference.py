@@ -14,15 +14,11 @@ from .tokenization import (
     check_tokenizer_matches_config,
     hub_lookup_failed,
     load_pretrained_tokenizer,
+    looks_like_local_path,
     required_tokenizer_files,
 )
 
 MODEL_JSON_FILES = ("config.json", "generation_config.json")
-
-
-def looks_like_local_path(name: str) -> bool:
-    """True for names that cannot be Hub repo ids ("owner/name"): absolute, relative or nested paths."""
-    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
 
 
 def _load_torch_export(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase] | None:

@@ -9,6 +9,13 @@ the project's convention: ``<pad>``=0, ``<s>``=1 (also the decoder start), ``</s
 ``tokenizers`` library so that ``save_pretrained`` writes ``tokenizer.json`` files that
 ``AutoTokenizer`` reloads anywhere, with or without hf_attn installed.
 
+Training can also use a tokenizer the project did not make (:func:`load_tokenizer`): any
+``save_pretrained`` folder or Hub id (Marian/OPUS-MT, T5, BERT-style WordPiece, …) or a
+SentencePiece ``.model`` file. The model then takes its vocabulary size and special ids from
+that tokenizer (:func:`model_settings_from_tokenizer`): it needs a pad and an end-of-sequence
+token; the decoder starts from ``bos`` where there is one, else from ``pad`` (the T5 and Marian
+convention); a fast tokenizer that does not append ``eos`` is given a post-processor that does.
+
 Text is NFKC-normalised, split on whitespace (kept as a "▁" word-start marker, so decoding
 restores the spaces) and around punctuation, then BPE-encoded. Characters the BPE vocabulary
 lacks fall back to their UTF-8 bytes (256 ``<0xNN>`` tokens), so any text round-trips:
@@ -25,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import numpy as np
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 from transformers.tokenization_utils_base import TOKENIZER_CONFIG_FILE
@@ -83,6 +91,18 @@ def train_bpe_tokenizer_pair(
     target_size = source_vocab_size if target_vocab_size is None else target_vocab_size
     target = _train_backend(corpus, target_size, (target_column,), min_frequency)
     return wrap_tokenizer_pair(source, target, model_max_length)
+
+
+def tokenizer_training_sample(split: datasets.Dataset, size: int | None, seed: int) -> datasets.Dataset:
+    """At most ``size`` rows of ``split``, drawn with ``seed`` in corpus order (all of it when smaller, or size None).
+
+    BPE then costs the same time and memory however large the corpus grows.
+    """
+    if size is None or len(split) <= size:
+        return split
+    rows = np.random.default_rng(seed).choice(len(split), size=size, replace=False)
+    logger.info("Training the tokenizer on %d of the %d training pairs (tokenizer_sample_size).", size, len(split))
+    return split.select(np.sort(rows))
 
 
 def _train_backend(
@@ -239,22 +259,37 @@ def check_tokenizer_json(folder: str | os.PathLike[str]) -> None:
 
 
 def required_tokenizer_files(folder: str | os.PathLike[str]) -> tuple[str, ...]:
-    """The vocabulary files a saved tokenizer folder needs: ``tokenizer.json``, and the target one for a pair."""
+    """The vocabulary files a saved tokenizer folder needs: ``tokenizer.json``, and the target one for a pair.
+
+    A folder of a tokenizer that keeps its vocabulary in files of its own (Marian's ``source.spm``,
+    ``target.spm`` and ``vocab.json``) and has no ``tokenizer.json`` needs what its class
+    needs: transformers names those files when they are missing.
+    """
     config_file = Path(folder) / TOKENIZER_CONFIG_FILE
     config = read_json_file(config_file) if config_file.is_file() else {}
     if not isinstance(config, dict):
         raise ValueError(f"{config_file} is damaged: it must hold a JSON object, found {type(config).__name__}.")
-    if config.get("tokenizer_class") == Seq2SeqBPETokenizer.__name__:
+    tokenizer_class = config.get("tokenizer_class")
+    if tokenizer_class == Seq2SeqBPETokenizer.__name__:
         return (SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE)
+    if tokenizer_class not in (None, *FAST_TOKENIZER_CLASSES) and not (Path(folder) / SOURCE_TOKENIZER_FILE).is_file():
+        return ()
     return (SOURCE_TOKENIZER_FILE,)
 
 
-def load_tokenizer(path: str | os.PathLike[str]) -> PreTrainedTokenizerFast:
-    """A tokenizer saved with ``save_pretrained`` (a folder, or a Hub repository id), checked.
+FAST_TOKENIZER_CLASSES = ("PreTrainedTokenizerFast", "TokenizersBackend")
 
-    Joint tokenizers load as ``PreTrainedTokenizerFast``, pairs as :class:`Seq2SeqBPETokenizer`.
+
+def load_tokenizer(path: str | os.PathLike[str]) -> PreTrainedTokenizerBase:
+    """A tokenizer saved with ``save_pretrained`` (a folder, or a Hub repository id) or a SentencePiece ``.model``.
+
+    The project's joint tokenizers load as ``PreTrainedTokenizerFast``, pairs as
+    :class:`Seq2SeqBPETokenizer`, others as their own class (``AutoTokenizer``). Every one is
+    checked to have what a model needs (:func:`check_usable_tokenizer`), and made to append ``eos``.
     """
     local = Path(path).expanduser()
+    if local.suffix == SENTENCEPIECE_SUFFIX and local.is_file():
+        return ready_for_seq2seq(load_sentencepiece_model(local), name=f"The SentencePiece model {path}")
     if local.exists():
         if not local.is_dir():
             raise NotADirectoryError(f"{local} is a file; expected a tokenizer folder written by save_pretrained.")
@@ -264,11 +299,114 @@ def load_tokenizer(path: str | os.PathLike[str]) -> PreTrainedTokenizerFast:
                 f"{local} has no {' and '.join(missing)}; expected a folder written by save_pretrained."
             )
         check_tokenizer_json(local)
-    elif os.sep in str(path) or str(path).startswith("."):
+    elif looks_like_local_path(str(path)):
         raise FileNotFoundError(f"No tokenizer folder at {path}.")
     tokenizer = load_pretrained_tokenizer(path, exists_locally=local.exists())
-    check_special_tokens(tokenizer, name=f"The tokenizer at {path}")
+    if has_separate_vocabularies(tokenizer):  # only the project makes pairs: they keep its id convention
+        check_special_tokens(tokenizer, name=f"The tokenizer at {path}")
+        return tokenizer
+    return ready_for_seq2seq(tokenizer, name=f"The tokenizer at {path}")
+
+
+SENTENCEPIECE_SUFFIX = ".model"
+
+
+def load_sentencepiece_model(path: Path) -> PreTrainedTokenizerFast:
+    """A fast tokenizer converted from a SentencePiece ``.model`` (its pad/bos/eos/unk pieces become special tokens).
+
+    The conversion (transformers' own, as for Hub models that ship only a ``.model``) reads the
+    file with ``sentencepiece`` and ``protobuf``: the ``sentencepiece`` extra installs both.
+    """
+    try:
+        import google.protobuf  # noqa: F401 (transformers' converter parses the model with it)
+        import sentencepiece
+    except ImportError as error:
+        raise ImportError(
+            f"Reading the SentencePiece model {path} needs the sentencepiece and protobuf packages: "
+            "pip install 'hf-attn[sentencepiece]'."
+        ) from error
+    try:
+        processor = sentencepiece.SentencePieceProcessor(model_file=str(path))
+        settings = PreTrainedTokenizerFast.convert_to_native_format(vocab_file=str(path))
+    except Exception as error:  # sentencepiece's and protobuf's parse errors name no file
+        raise ValueError(f"{path} is not a readable SentencePiece model ({type(error).__name__}: {error}).") from error
+    roles = {"pad": processor.pad_id(), "bos": processor.bos_id(), "eos": processor.eos_id(), "unk": processor.unk_id()}
+    special = {f"{role}_token": processor.id_to_piece(index) for role, index in roles.items() if index >= 0}
+    return PreTrainedTokenizerFast(**{**settings, **special}, padding_side="right", clean_up_tokenization_spaces=False)
+
+
+def check_usable_tokenizer(tokenizer: PreTrainedTokenizerBase, name: str = "the tokenizer") -> None:
+    """Raise naming each special token a seq2seq model needs that the tokenizer lacks, and how to add it.
+
+    A model pads batches with ``pad`` and ends every sentence (and generation) with ``eos``;
+    ``bos`` is optional (the decoder then starts from ``pad``).
+    """
+    missing = [role for role in ("pad", "eos") if getattr(tokenizer, f"{role}_token_id", None) is None]
+    if missing:
+        examples = ", ".join(f"'{role}_token': '{EXAMPLE_TOKENS[role]}'" for role in missing)
+        raise ValueError(
+            f"{name} has no {' and no '.join(f'{role}_token' for role in missing)}, which a translation model "
+            f"needs. Name an existing token (AutoTokenizer.from_pretrained(path, {missing[0]}_token=...)) or add "
+            f"one: tokenizer.add_special_tokens({{{examples}}}); tokenizer.save_pretrained(folder) "
+            "(a new token grows the vocabulary)."
+        )
+
+
+EXAMPLE_TOKENS = {"pad": PAD_TOKEN, "eos": EOS_TOKEN}
+
+
+def ready_for_seq2seq(tokenizer: PreTrainedTokenizerBase, name: str) -> PreTrainedTokenizerBase:
+    """The tokenizer, checked (:func:`check_usable_tokenizer`) and appending ``eos`` to every encoded text.
+
+    Sources and labels must end with ``eos`` (the model learns to stop there). A fast tokenizer
+    that does not append it gets a post-processor that does, saved with it in ``tokenizer.json``,
+    so training, ``generate``, the pipeline and exported engines all encode alike.
+    """
+    check_usable_tokenizer(tokenizer, name)
+    if _appends_eos(tokenizer):
+        return tokenizer
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ValueError(
+            f"{name} ({type(tokenizer).__name__}) does not end encoded text with its eos_token "
+            f"{tokenizer.eos_token!r}, and only a fast tokenizer can be made to: use its fast version."
+        )
+    eos, eos_id = tokenizer.eos_token, tokenizer.eos_token_id
+    appends_eos = processors.TemplateProcessing(single=f"$A {eos}", pair=f"$A $B {eos}", special_tokens=[(eos, eos_id)])
+    existing = backend.post_processor
+    backend.post_processor = appends_eos if existing is None else processors.Sequence([existing, appends_eos])
+    if not _appends_eos(tokenizer):
+        raise ValueError(f"{name} does not end encoded text with {eos!r} even after a post-processor appends it.")
+    logger.info("%s does not append %r; hf_attn appends it to every encoded text.", name, eos)
     return tokenizer
+
+
+def _appends_eos(tokenizer: PreTrainedTokenizerBase) -> bool:
+    return tokenizer("a")["input_ids"][-1:] == [tokenizer.eos_token_id]
+
+
+def decoder_start_token_id_of(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The decoder's first input: ``bos`` where the tokenizer has one, else ``pad`` (as T5 and Marian do)."""
+    return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.pad_token_id
+
+
+def model_settings_from_tokenizer(tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
+    """The model config fields a tokenizer decides: vocabulary sizes and special ids."""
+    settings: dict[str, Any] = {
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "decoder_start_token_id": decoder_start_token_id_of(tokenizer),
+    }
+    if has_separate_vocabularies(tokenizer):
+        settings.update(decoder_vocab_size=tokenizer.target_vocab_size, share_encoder_decoder_embeddings=False)
+    return settings
+
+
+def looks_like_local_path(name: str) -> bool:
+    """True for names that cannot be Hub repo ids ("owner/name"): absolute, relative or nested paths."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
 
 
 def hub_lookup_failed(name: str, what: str, error: Exception) -> OSError:
@@ -302,21 +440,14 @@ def check_tokenizer_matches_config(tokenizer: PreTrainedTokenizerBase, config: A
     """Raise if a model config's vocabulary sizes or special ids differ from the tokenizer's.
 
     Works for any config with ``vocab_size``, ``pad_token_id``, ``bos_token_id``,
-    ``eos_token_id`` and ``decoder_start_token_id``; the decoder starts from ``<s>``. The
+    ``eos_token_id`` and ``decoder_start_token_id`` (:func:`model_settings_from_tokenizer`). The
     config's target vocabulary (``target_vocab_size``, else ``decoder_vocab_size``, else
     ``vocab_size``) must match the tokenizer's target side, and a tokenizer pair needs
     ``share_encoder_decoder_embeddings=False``.
     """
-    needed: dict[str, Any] = {
-        "vocab_size": len(tokenizer),
-        "target_vocab_size": target_vocab_size_of(tokenizer),
-        "pad_token_id": tokenizer.pad_token_id,
-        "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-        "decoder_start_token_id": tokenizer.bos_token_id,
-    }
-    if has_separate_vocabularies(tokenizer):
-        needed["share_encoder_decoder_embeddings"] = False
+    needed = model_settings_from_tokenizer(tokenizer)
+    needed.pop("decoder_vocab_size", None)  # compared as target_vocab_size, whichever field the config uses
+    needed["target_vocab_size"] = target_vocab_size_of(tokenizer)
     found = {field: getattr(config, field, None) for field in needed}
     found["target_vocab_size"] = _config_target_vocab_size(config)
     problems = [

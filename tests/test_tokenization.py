@@ -23,8 +23,12 @@ from hf_attn.tokenization import (
     UNK_ID,
     check_tokenizer_matches_config,
     load_tokenizer,
+    model_settings_from_tokenizer,
+    tokenizer_training_sample,
     train_bpe_tokenizer,
 )
+from hf_attn.training.config import TrainingConfig
+from hf_attn.training.setup import train_tokenizer
 
 VOCAB_SIZE = 2000
 
@@ -156,9 +160,14 @@ def test_load_tokenizer_errors(tmp_path):
     PreTrainedTokenizerFast(
         tokenizer_object=foreign, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>"
     ).save_pretrained(tmp_path / "foreign")
-    expected = r"pad_token is '<pad>' with id 1, expected '<pad>' with id 0.*does not end with </s>"
-    with pytest.raises(ValueError, match=expected):
-        load_tokenizer(tmp_path / "foreign")
+    loaded = load_tokenizer(tmp_path / "foreign")  # other ids are fine; hf_attn appends the eos it lacked
+    assert loaded("a")["input_ids"] == [4, 3]
+    assert model_settings_from_tokenizer(loaded) == {
+        "vocab_size": 5, "pad_token_id": 1, "bos_token_id": 2, "eos_token_id": 3, "decoder_start_token_id": 2
+    }  # fmt: skip
+    PreTrainedTokenizerFast(tokenizer_object=foreign, unk_token="<unk>").save_pretrained(tmp_path / "bare")
+    with pytest.raises(ValueError, match=r"has no pad_token and no eos_token.*add_special_tokens\(\{'pad_token'"):
+        load_tokenizer(tmp_path / "bare")
 
 
 def test_matching_config_passes(tokenizer):
@@ -195,3 +204,21 @@ def test_config_without_the_fields_is_rejected(tokenizer):
     with pytest.raises(ValueError, match="config.decoder_start_token_id is None"):
         config = SimpleNamespace(vocab_size=len(tokenizer), pad_token_id=0, bos_token_id=1, eos_token_id=2)
         check_tokenizer_matches_config(tokenizer, config)
+
+
+def test_the_bpe_trains_on_a_seeded_sample_bounded_in_size():
+    """tokenizer_sample_size bounds what BPE reads: the same seed draws the same rows, in corpus order."""
+    train_split = load_bible_corpus()["train"].select(range(3000))
+    sample = tokenizer_training_sample(train_split, 500, seed=7)
+    assert len(sample) == 500 and sample["source"] == tokenizer_training_sample(train_split, 500, seed=7)["source"]
+    assert sample["source"] != tokenizer_training_sample(train_split, 500, seed=8)["source"]
+    assert set(sample["source"]) < set(train_split["source"])
+    assert tokenizer_training_sample(train_split, None, seed=7) is train_split
+    assert tokenizer_training_sample(train_split, 5000, seed=7) is train_split
+    config = TrainingConfig(tokenizer_sample_size=500, vocab_size=400, seed=7)
+    assert (
+        train_tokenizer(config, datasets.DatasetDict(train=train_split)).get_vocab()
+        == train_bpe_tokenizer(sample, vocab_size=400).get_vocab()
+    )
+    with pytest.raises(ValueError, match="tokenizer_sample_size"):
+        TrainingConfig(tokenizer_sample_size=0)

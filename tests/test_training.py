@@ -156,22 +156,28 @@ def run_script(args: list[str], **kwargs) -> subprocess.CompletedProcess:
     return result
 
 
-@pytest.mark.slow
-def test_two_processes_with_half_batches_match_one_process(tokenizer_dir, tmp_path):
-    """torchrun with 2 CPU processes, each taking half of every global batch, ends with the 1-process weights."""
+def single_and_distributed_configs(tokenizer_dir: Path, tmp_path: Path, name: str, max_steps: int) -> tuple[Path, Path]:
+    """Config files of one run in ``tmp_path/one`` and the same run in ``tmp_path/NAME``, set up so that
+    N processes sharing each global batch must end with the 1-process weights (no dropout, ≥ 2 rows a batch)."""
     overrides = {
         "model": {**TINY_MODELS["transformer_seq2seq"], "dropout": 0.0},
         "min_batch_size": 2,
-        "max_steps": 4,
+        "max_steps": max_steps,
         "eval_every": 100,
-        "save_every": 4,
+        "save_every": max_steps,
     }
-    single = write_config(
-        tiny_config("transformer_seq2seq", tmp_path / "one", tokenizer_dir, **overrides), tmp_path / "one.json"
+    return tuple(
+        write_config(
+            tiny_config("transformer_seq2seq", tmp_path / run, tokenizer_dir, **overrides), tmp_path / f"{run}.json"
+        )
+        for run in ("one", name)
     )
-    double = write_config(
-        tiny_config("transformer_seq2seq", tmp_path / "two", tokenizer_dir, **overrides), tmp_path / "two.json"
-    )
+
+
+@pytest.mark.slow
+def test_two_processes_with_half_batches_match_one_process(tokenizer_dir, tmp_path):
+    """torchrun with 2 CPU processes, each taking half of every global batch, ends with the 1-process weights."""
+    single, double = single_and_distributed_configs(tokenizer_dir, tmp_path, "two", max_steps=4)
     run_script([sys.executable, "scripts/train.py", str(single)])
     run_script(
         [

@@ -62,6 +62,9 @@ def _load_yaml(text: str, source: str):
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
 TRACKERS = (None, "tensorboard")
+# Pairs the project's BPE trains on (a seeded sample of the train split; null: all of it). Merges settle long
+# before this, and a bound keeps the tokenizer's time and memory flat however large the corpus.
+DEFAULT_TOKENIZER_SAMPLE_SIZE = 300_000
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
@@ -77,6 +80,7 @@ class TrainingConfig:
     vocab_size: int = 8000
     separate_vocabularies: bool = False
     target_vocab_size: int | None = None
+    tokenizer_sample_size: int | None = DEFAULT_TOKENIZER_SAMPLE_SIZE
     max_source_tokens: int = 128
     max_target_tokens: int = 128
     max_tokens: int = 2048
@@ -132,7 +136,7 @@ class TrainingConfig:
         require_non_negative_int("seed", self.seed)
         self._check_vocabularies()
         self._check_averaging()
-        for name in ("max_steps", "early_stopping_patience", "max_train_examples"):
+        for name in ("max_steps", "early_stopping_patience", "max_train_examples", "tokenizer_sample_size"):
             if getattr(self, name) is not None:
                 require_positive_int(name, getattr(self, name))
         for name in ("learning_rate", "adam_epsilon", "max_grad_norm"):

@@ -15,7 +15,8 @@ CPU, one GPU or many processes (``accelerate launch`` / ``torchrun``). Its guara
   error naming the file, unless ``allow_inexact_resume``; nothing in it is unpickled
   beyond tensors and plain data (``checkpointing.py``).
 * **Clean stops.** SIGTERM (what schedulers send before killing) and Ctrl-C finish the
-  current step, save a checkpoint and raise :class:`TrainingInterrupted`; one run at a time
+  current step, save a checkpoint and raise :class:`TrainingInterrupted`; a signal that reaches
+  any one process stops all of them at the same step (a stop flag is all-reduced); one run at a time
   may use an output directory (a lock), and what a killed run left half-written is removed
   when the next one starts.
 * **The best model is always loadable.** After each dev evaluation that improves dev
@@ -49,11 +50,12 @@ from transformers import (
     PreTrainedModel,
     get_inverse_sqrt_schedule,
 )
+from transformers.tokenization_utils_base import VERY_LARGE_INTEGER
 
 from ..atomic import atomic_directory, atomic_write_json, replace_directory
 from ..batching import TokenBatchSampler
 from ..evaluation import corpus_scores
-from ..generation import translate
+from ..generation import model_position_limit, translate
 from ..models.seq2seq_utils import seq2seq_lm_loss
 from ..plotting import plot_learning_curves
 from .averaging import average_checkpoints, last_checkpoints
@@ -245,6 +247,8 @@ class TrainingRun:
         )
 
         model = build_model(config, self.tokenizer)
+        # Saved with every checkpoint: the tokenizer's limit is then the model's, not a default that warns wrongly.
+        self.tokenizer.model_max_length = model_position_limit(model) or VERY_LARGE_INTEGER
         self.num_parameters = sum(p.numel() for p in model.parameters())
         optimizer = torch.optim.AdamW(
             model.parameters(),
@@ -569,8 +573,9 @@ class TrainingRun:
         """Why training should stop now (the same answer on every process), or None."""
         config, progress = self.config, self.progress
         reason = None
-        if self._stop_signal is not None:
-            reason = signal.Signals(self._stop_signal).name
+        signal_number = self._stop_signal_on_any_process()
+        if signal_number:
+            reason = signal.Signals(signal_number).name
         elif config.max_steps is not None and progress.step >= config.max_steps:
             reason = "max_steps"
         elif config.max_minutes is not None and progress.train_seconds >= 60 * config.max_minutes:
@@ -581,6 +586,15 @@ class TrainingRun:
         ):
             reason = "early_stopping"
         return broadcast_object_list([reason])[0]
+
+    def _stop_signal_on_any_process(self) -> int:
+        """The stop signal that reached any process (the highest number if several), else 0.
+
+        A scheduler or a user may signal one rank only (SIGTERM to one node); the reason below is
+        broadcast from rank 0, so without this all-reduce a signal on another rank would be ignored.
+        """
+        flag = torch.tensor([self._stop_signal or 0], device=self.accelerator.device)
+        return int(self.accelerator.gather(flag).max())
 
     def _finish(self, stopped_because: str, averaged: tuple[str, float] | None) -> TrainingSummary:
         progress, accelerator = self.progress, self.accelerator

@@ -22,7 +22,9 @@ from ..tokenization import (
     check_tokenizer_matches_config,
     has_separate_vocabularies,
     load_tokenizer,
+    model_settings_from_tokenizer,
     target_vocab_size_of,
+    tokenizer_training_sample,
     train_bpe_tokenizer,
     train_bpe_tokenizer_pair,
 )
@@ -61,10 +63,14 @@ def prepare_tokenizer(
 
 
 def train_tokenizer(config: TrainingConfig, corpus: datasets.DatasetDict) -> PreTrainedTokenizerFast:
-    """A joint BPE tokenizer of ``vocab_size`` tokens, or with ``separate_vocabularies`` a source/target pair."""
+    """A joint BPE tokenizer of ``vocab_size`` tokens, or with ``separate_vocabularies`` a source/target pair.
+
+    Either trains on a seeded sample of the train split of at most ``tokenizer_sample_size`` pairs.
+    """
+    sample = tokenizer_training_sample(corpus["train"], config.tokenizer_sample_size, config.seed)
     if config.separate_vocabularies:
-        return train_bpe_tokenizer_pair(corpus, config.vocab_size, config.target_vocab_size)
-    return train_bpe_tokenizer(corpus, vocab_size=config.vocab_size)
+        return train_bpe_tokenizer_pair(sample, config.vocab_size, config.target_vocab_size)
+    return train_bpe_tokenizer(sample, vocab_size=config.vocab_size)
 
 
 def check_tokenizer_kind(config: TrainingConfig, tokenizer: PreTrainedTokenizerFast, where: str) -> None:
@@ -80,15 +86,7 @@ def check_tokenizer_kind(config: TrainingConfig, tokenizer: PreTrainedTokenizerF
 
 def build_model(config: TrainingConfig, tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
     """A freshly initialised model whose vocabulary sizes and special ids come from the tokenizer."""
-    from_tokenizer = {
-        "vocab_size": len(tokenizer),
-        "pad_token_id": tokenizer.pad_token_id,
-        "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-        "decoder_start_token_id": tokenizer.bos_token_id,
-    }
-    if has_separate_vocabularies(tokenizer):
-        from_tokenizer.update(decoder_vocab_size=tokenizer.target_vocab_size, share_encoder_decoder_embeddings=False)
+    from_tokenizer = model_settings_from_tokenizer(tokenizer)
     model_config = AutoConfig.for_model(config.model_type, **{**from_tokenizer, **config.model})
     check_tokenizer_matches_config(tokenizer, model_config)
     return AutoModelForSeq2SeqLM.from_config(model_config)
