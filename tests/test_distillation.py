@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import datasets
@@ -31,8 +35,9 @@ TINY_STUDENT = [
     "model.decoder_attention_heads=2",
     "model.encoder_ffn_dim=64",
     "model.decoder_ffn_dim=64",
-    "vocab_size=300",
-    "max_tokens=400",
+    "vocab_size=700",
+    "max_target_tokens=250",  # an untrained teacher's translations run to the length bound
+    "max_tokens=1000",
     "max_steps=3",
     "warmup_steps=1",
     "eval_every=3",
@@ -44,6 +49,7 @@ TINY_RNN_STUDENT = [
     "model.hidden_size=32",
     "model.embedding_size=32",
     *TINY_STUDENT[7:],
+    "max_train_examples=8",  # the distilled pairs only (no mixing): training proves they are there
 ]
 
 
@@ -70,11 +76,11 @@ def word_tokenizer(words: list[str]) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="</s>", unk_token="<unk>", pad_token="<pad>")
 
 
-def save_marian_teacher(folder: Path, words: list[str]) -> Path:
+def save_marian_teacher(folder: Path, words: list[str], d_model: int = 16) -> Path:
     tokenizer = word_tokenizer(words)
     config = MarianConfig(
         vocab_size=len(tokenizer),
-        d_model=16,
+        d_model=d_model,
         encoder_layers=1,
         decoder_layers=1,
         encoder_attention_heads=2,
@@ -248,3 +254,37 @@ def test_student_overrides_may_not_move_the_data_or_the_run(marian_teacher: Path
     with pytest.raises(ValueError, match=r"--set data=… is not allowed"):
         run_distillation(changed)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_killing_the_teacher_stage_loses_nothing_and_the_restart_redoes_no_finished_chunk(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """SIGKILL a real ``hf-attn distill`` process during the teacher stage, then resume the run."""
+    corpus = datasets.load_from_disk(str(data_dir))
+    words = sorted({word for text in corpus["train"]["source"] for word in text.split()})
+    teacher = save_marian_teacher(tmp_path / "teacher", words, d_model=128)  # slow enough to be caught mid-stage
+    run, chunks = tmp_path / "run", tmp_path / "run" / "teacher_chunks"
+    arguments = ["--output-dir", str(run), "--data", str(data_dir), "--chunk-size", "1", "--num-beams", "4"]
+    arguments += ["--teacher-engine", "torch", *(f"--set={override}" for override in TINY_STUDENT)]
+    command = [sys.executable, "-m", "hf_attn.cli", "distill", str(teacher), *arguments]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(list(chunks.glob("chunk-*.json"))) < 3:
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    finished = sorted(chunks.glob("chunk-*.json"))
+    assert 3 <= len(finished) < 40, f"the teacher stage was not caught mid-run ({len(finished)} chunks)"
+    before = {path: (path.stat().st_mtime_ns, path.read_text()) for path in finished}
+    assert [json.loads(text)["index"] for _, text in before.values()] == list(range(len(finished)))  # whole files
+
+    report = run_distillation(
+        settings(teacher, run, data_dir, chunk_size=1, num_beams=4, teacher_engine="torch", eval_num_beams=4)
+    )
+    assert report["stages"]["teacher"]["reused_chunks"] == len(finished)
+    assert report["stages"]["teacher"]["translated_chunks"] == 40 - len(finished)
+    assert {path: (path.stat().st_mtime_ns, path.read_text()) for path in finished} == before
+    assert sorted(path.name for path in chunks.iterdir()) == [f"chunk-{index:06d}.json" for index in range(40)]

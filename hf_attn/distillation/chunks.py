@@ -4,7 +4,8 @@ Chunk ``k`` holds sources ``k * chunk_size`` … and their translations in one J
 (``chunk-00000k.json``), renamed into place only when complete: after a kill every file on disk
 is whole, the chunk being translated is simply absent, and a restart translates only the
 missing chunks. A chunk file whose sources differ from the data's (the data changed under the
-run) is refused rather than silently mixed in.
+run) is refused rather than silently mixed in; the temporary file of a chunk cut off mid-write is
+removed on restart.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def translate_in_chunks(
     require_positive_int("chunk_size", chunk_size)
     folder = Path(chunk_dir)
     folder.mkdir(parents=True, exist_ok=True)
+    for leftover in folder.glob(".chunk-*.tmp"):  # a chunk being written when the process was killed
+        leftover.unlink()
     sources = list(sources)
     hypotheses: list[str] = []
     translated = reused = tokens = 0

@@ -28,6 +28,8 @@ def build_distilled_corpus(
     if len(hypotheses) != len(train):
         raise ValueError(f"Got {len(hypotheses)} teacher translations for {len(train)} training pairs.")
     keep = [index for index, hypothesis in enumerate(hypotheses) if not is_blank(hypothesis)]
+    if not keep and len(train):
+        raise ValueError("The teacher translated every training source to an empty string: nothing to distil.")
     distilled = train.map(
         lambda example, index: {"id": f"{example['id']}{DISTILLED_ID_SUFFIX}", "target": hypotheses[index]},
         with_indices=True,

@@ -28,6 +28,7 @@ import datasets
 from ..atomic import atomic_write_json, read_json_file, read_json_if_exists
 from ..data import load_bible_corpus, load_parallel_data
 from ..deploy.export import EXPORT_FORMATS
+from ..generation import is_blank
 from ..models.config_validation import require_choice, require_positive_int
 from ..training.loop import TrainingSummary
 from .chunks import translate_in_chunks
@@ -142,14 +143,19 @@ class _StageClock:
         self.path = path
         self.report: dict[str, Any] = read_json_if_exists(path) or {"stages": {}}
 
-    def run(self, name: str, stage: Callable[[], Any], **details: Any) -> Any:
+    def run(self, name: str, stage: Callable[[], Any]) -> Any:
         began = time.perf_counter()
         result = stage()
-        seconds = round(time.perf_counter() - began, 1)
-        self.report["stages"][name] = {"seconds": seconds, **details, **getattr(result, "stage_details", {})}
+        seconds = round(time.perf_counter() - began, 2)
+        self.report["stages"][name] = {"seconds": seconds}
         logger.info("distill: stage %s took %.1f s", name, seconds)
         atomic_write_json(self.path, self.report)
         return result
+
+    def record(self, name: str, **details: Any) -> None:
+        """Add what a finished stage did (counts, engine) to its entry."""
+        self.report["stages"][name].update(details)
+        atomic_write_json(self.path, self.report)
 
 
 def _check_inputs(settings: DistillationSettings, folder: Path) -> tuple[datasets.DatasetDict, Any]:
@@ -180,41 +186,47 @@ def run_distillation(settings: DistillationSettings, *, progress: bool = False) 
 
     distilled_dir = folder / "distilled"
     if not distilled_dir.is_dir():
-        chunks = clock.run(
-            "teacher",
-            lambda: translate_in_chunks(
-                list(corpus["train"]["source"]),
+        sources = list(corpus["train"]["source"])
+
+        def translate_sources():
+            return translate_in_chunks(
+                sources,
                 get_teacher().translate_with_stats,
                 folder / "teacher_chunks",
                 chunk_size=settings.chunk_size,
                 num_beams=settings.num_beams,
                 batch_size=settings.batch_size,
                 progress=progress,
-            ),
+            )
+
+        chunks = clock.run("teacher", translate_sources)
+        clock.record(
+            "teacher",
             engine=get_teacher().engine,
-            sentences=len(corpus["train"]),
-        )
-        clock.report["stages"]["teacher"].update(
+            sentences=len(sources),
             translated_chunks=chunks.translated_chunks,
             reused_chunks=chunks.reused_chunks,
             generated_tokens=chunks.generated_tokens,
-            generation_seconds=round(chunks.generation_seconds, 1),
+            generation_seconds=round(chunks.generation_seconds, 2),
         )
         distilled = build_distilled_corpus(corpus, chunks.hypotheses, mix_references=settings.mix_references)
-        clock.run("corpus", lambda: save_corpus(distilled, distilled_dir), train_pairs=len(distilled["train"]))
+        clock.run("corpus", lambda: save_corpus(distilled, distilled_dir))
+        blank = sum(is_blank(hypothesis) for hypothesis in chunks.hypotheses)
+        clock.record("corpus", train_pairs=len(distilled["train"]), blank_translations_dropped=blank)
 
     summary_path = Path(config.output_dir) / "summary.json"
     if "student" in clock.report["stages"] and summary_path.is_file():
         summary = TrainingSummary(**read_json_file(summary_path))
     else:
         summary = clock.run("student", lambda: train_student(config))
-        clock.report["stages"]["student"].update(steps=summary.steps, train_seconds=summary.train_seconds)
+        clock.record("student", steps=summary.steps, train_seconds=summary.train_seconds)
     model_dir = student_model_dir(summary)
 
     export_dir = folder / "exported"
     format = export_format_for(summary.model_type)
     if "export" not in clock.report["stages"] or not export_dir.is_dir():
-        clock.run("export", lambda: export_student(model_dir, export_dir, summary.model_type), format=format)
+        clock.run("export", lambda: export_student(model_dir, export_dir, summary.model_type))
+        clock.record("export", format=format)
 
     test = corpus["test"]
     options = dict(
