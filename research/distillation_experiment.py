@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +24,8 @@ from hf_attn.cards import write_model_card
 from hf_attn.distillation import DistillationSettings, run_distillation
 from hf_attn.distillation.engines import exported_translator, folder_translator
 from hf_attn.distillation.report import evaluate_once, weights_megabytes
-from hf_attn.distillation.run import claim_output_dir, load_data
-from hf_attn.distillation.student import export_student, student_model_dir, train_student
+from hf_attn.distillation.run import StageClock, claim_output_dir, load_data, train_student_once
+from hf_attn.distillation.student import export_format_for, export_student, student_model_dir
 from hf_attn.quickstart import copy_card
 from hf_attn.training.config import load_training_config
 
@@ -82,34 +81,37 @@ def _reference_run(settings: ExperimentSettings, preset: str, test: Any) -> dict
         [] if settings.train_examples is None else [f"max_train_examples={settings.train_examples}"]
     )
     config = dataclasses.replace(load_training_config(preset, overrides), output_dir=str(run))
-    stages: dict[str, float] = {}
-    began = time.perf_counter()
-    summary = train_student(config)
-    stages["student"] = round(time.perf_counter() - began, 1)
+    clock = StageClock(Path(settings.output_dir) / f"{preset}-references-stages.json")
+    summary = train_student_once(config, clock)
     model_dir = student_model_dir(summary)
-    began = time.perf_counter()
-    export_dir, format = export_student(model_dir, run / "exported", summary.model_type)
-    stages["export"] = round(time.perf_counter() - began, 1)
+    format = export_format_for(summary.model_type)
+    export_dir = run / "exported"
+    if "export" not in clock.report["stages"] or not export_dir.is_dir():
+        clock.run("export", lambda: export_student(model_dir, export_dir, summary.model_type))
     options = dict(num_beams=settings.num_beams, batch_size=32, max_examples=settings.test_examples)
-    began = time.perf_counter()
-    student = evaluate_once(
-        "student", run / "eval", test, lambda: folder_translator(model_dir), engine="generate", **options
-    )
-    exported = evaluate_once(
-        "exported_student",
-        run / "eval",
-        test,
-        lambda: exported_translator(export_dir, format),
-        engine=format,
-        **options,
-    )
-    stages["evaluate"] = round(time.perf_counter() - began, 1)
+
+    def evaluate_both() -> tuple[dict[str, Any], dict[str, Any]]:
+        student = evaluate_once(
+            "student", run / "eval", test, lambda: folder_translator(model_dir), engine="generate", **options
+        )
+        exported = evaluate_once(
+            "exported_student",
+            run / "eval",
+            test,
+            lambda: exported_translator(export_dir, format),
+            engine=format,
+            **options,
+        )
+        return student, exported
+
+    evaluated = all((run / "eval" / name / "metrics.json").is_file() for name in ("student", "exported_student"))
+    student, exported = clock.run("evaluate", evaluate_both, done_before=evaluated)
     write_model_card(model_dir, run_dir=run, test_metrics=student)
     models = {
         "student": _row("generate", weights_megabytes(model_dir), student),
         "exported_student": _row(format, weights_megabytes(export_dir), exported),
     }
-    return {"run_dir": str(run), "stages": stages, "models": models, "steps": summary.steps}
+    return {"run_dir": str(run), "stages": clock.report["stages"], "models": models, "steps": summary.steps}
 
 
 def _row(engine: str, megabytes: float | None, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -176,8 +178,9 @@ def format_results(results: dict[str, Any]) -> str:
         cells += [_number(row.get("tokens_per_second"), 0), _number(seconds), ratio, _number(row.get("megabytes"))]
         lines.append("| " + " | ".join(cells) + " |")
 
-    line("teacher (transformer_reference)", "references", results["teacher"]["ctranslate2"])
-    line("teacher (transformer_reference)", "references", results["teacher"]["generate"])
+    teacher = f"teacher ({Path(results['settings']['teacher']).resolve().parent.name})"
+    line(teacher, "references", results["teacher"]["ctranslate2"])
+    line(teacher, "references", results["teacher"]["generate"])
     for preset, runs in results["students"].items():
         for data in ("distilled", "references"):
             for key in ("exported_student", "student"):

@@ -30,6 +30,7 @@ from ..data import load_bible_corpus, load_parallel_data
 from ..deploy.export import EXPORT_FORMATS
 from ..generation import is_blank
 from ..models.config_validation import require_choice, require_positive_int
+from ..training.config import TrainingConfig
 from ..training.loop import TrainingSummary
 from .chunks import translate_in_chunks
 from .corpus import build_distilled_corpus, save_corpus
@@ -49,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "distill.json"
 REPORT_NAME = "distill_report.json"
+EVALUATED = ("teacher", "student", "exported_student")
 # What makes a run this run: changing any of them in a folder that holds one is refused.
 IDENTITY_FIELDS = (
     "teacher",
@@ -136,14 +138,17 @@ def load_data(settings: DistillationSettings) -> datasets.DatasetDict:
     return corpus
 
 
-class _StageClock:
+class StageClock:
     """Times each stage and keeps the report file current, so a killed run still says what it finished."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.report: dict[str, Any] = read_json_if_exists(path) or {"stages": {}}
 
-    def run(self, name: str, stage: Callable[[], Any]) -> Any:
+    def run(self, name: str, stage: Callable[[], Any], *, done_before: bool = False) -> Any:
+        """Run and time ``stage``; with ``done_before`` (it only reads back saved results) keep the recorded time."""
+        if done_before and name in self.report["stages"]:
+            return stage()
         began = time.perf_counter()
         result = stage()
         seconds = round(time.perf_counter() - began, 2)
@@ -156,6 +161,16 @@ class _StageClock:
         """Add what a finished stage did (counts, engine) to its entry."""
         self.report["stages"][name].update(details)
         atomic_write_json(self.path, self.report)
+
+
+def train_student_once(config: TrainingConfig, clock: StageClock) -> TrainingSummary:
+    """Train the student as the stage "student", or read the summary of the run this folder already finished."""
+    summary_path = Path(config.output_dir) / "summary.json"
+    if "student" in clock.report["stages"] and summary_path.is_file():
+        return TrainingSummary(**read_json_file(summary_path))
+    summary = clock.run("student", lambda: train_student(config))
+    clock.record("student", steps=summary.steps, train_seconds=summary.train_seconds)
+    return summary
 
 
 def _check_inputs(settings: DistillationSettings, folder: Path) -> tuple[datasets.DatasetDict, Any]:
@@ -171,7 +186,7 @@ def run_distillation(settings: DistillationSettings, *, progress: bool = False) 
     """Run (or resume) every stage; returns the report (also ``OUTPUT_DIR/distill_report.json``)."""
     corpus, config = _check_inputs(settings, Path(settings.output_dir))
     folder = claim_output_dir(settings)
-    clock = _StageClock(folder / REPORT_NAME)
+    clock = StageClock(folder / REPORT_NAME)
     clock.report["settings"] = dataclasses.asdict(settings)
     teacher: list[Teacher] = []
 
@@ -214,12 +229,7 @@ def run_distillation(settings: DistillationSettings, *, progress: bool = False) 
         blank = sum(is_blank(hypothesis) for hypothesis in chunks.hypotheses)
         clock.record("corpus", train_pairs=len(distilled["train"]), blank_translations_dropped=blank)
 
-    summary_path = Path(config.output_dir) / "summary.json"
-    if "student" in clock.report["stages"] and summary_path.is_file():
-        summary = TrainingSummary(**read_json_file(summary_path))
-    else:
-        summary = clock.run("student", lambda: train_student(config))
-        clock.record("student", steps=summary.steps, train_seconds=summary.train_seconds)
+    summary = train_student_once(config, clock)
     model_dir = student_model_dir(summary)
 
     export_dir = folder / "exported"
@@ -265,10 +275,11 @@ def run_distillation(settings: DistillationSettings, *, progress: bool = False) 
         }
         return models
 
-    models = clock.run("evaluate", evaluate_all)
+    evaluated = all((eval_dir / name / "metrics.json").is_file() for name in EVALUATED)
+    models = clock.run("evaluate", evaluate_all, done_before=evaluated)
     clock.report["models"] = {
         name: {key: entry[key] for key in ("engine", "megabytes")}
-        | {key: entry["metrics"].get(key) for key in ("bleu", "chrf", "tokens_per_second", "n")}
+        | {key: entry["metrics"].get(key) for key in ("bleu", "chrf", "tokens_per_second", "generation_seconds", "n")}
         for name, entry in models.items()
     }
     card = write_distillation_card(model_dir, config.output_dir, settings.teacher, clock.report["settings"], models)
