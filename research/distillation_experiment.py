@@ -42,7 +42,9 @@ class ExperimentSettings:
     teacher: str
     output_dir: str
     students: tuple[str, ...] = STUDENTS
+    data: str | None = None
     steps: int | None = None
+    extra_overrides: tuple[str, ...] = ()
     train_examples: int | None = None
     test_examples: int | None = None
     num_beams: int = 4
@@ -50,7 +52,7 @@ class ExperimentSettings:
     cards_dir: str | None = None
 
     def overrides(self) -> list[str]:
-        return [] if self.steps is None else [f"max_steps={self.steps}"]
+        return [*self.extra_overrides, *([] if self.steps is None else [f"max_steps={self.steps}"])]
 
 
 def _distilled_run(settings: ExperimentSettings, preset: str, first_run: Path | None) -> dict[str, Any]:
@@ -58,6 +60,7 @@ def _distilled_run(settings: ExperimentSettings, preset: str, first_run: Path | 
     distill = DistillationSettings(
         teacher=settings.teacher,
         output_dir=str(run),
+        data=settings.data,
         student=preset,
         overrides=settings.overrides(),
         num_beams=settings.num_beams,
@@ -80,7 +83,7 @@ def _reference_run(settings: ExperimentSettings, preset: str, test: Any) -> dict
     overrides = settings.overrides() + (
         [] if settings.train_examples is None else [f"max_train_examples={settings.train_examples}"]
     )
-    config = dataclasses.replace(load_training_config(preset, overrides), output_dir=str(run))
+    config = dataclasses.replace(load_training_config(preset, overrides), data=settings.data, output_dir=str(run))
     clock = StageClock(Path(settings.output_dir) / f"{preset}-references-stages.json")
     summary = train_student_once(config, clock)
     model_dir = student_model_dir(summary)
@@ -133,7 +136,9 @@ def run_experiment(settings: ExperimentSettings) -> dict[str, Any]:
         "students": {},
     }
     test = load_data(
-        DistillationSettings(teacher=settings.teacher, output_dir=str(output), train_examples=settings.train_examples)
+        DistillationSettings(
+            teacher=settings.teacher, output_dir=str(output), data=settings.data, train_examples=settings.train_examples
+        )
     )["test"]
     first_run: Path | None = None
     for preset in settings.students:

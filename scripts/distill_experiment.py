@@ -27,6 +27,15 @@ def main() -> None:
     parser.add_argument("teacher", help="the teacher folder (transformer_reference's averaged/)")
     parser.add_argument("--output-dir", default="runs/distill_experiment")
     parser.add_argument("--students", nargs="+", default=list(STUDENTS), help="student presets")
+    parser.add_argument("--data", help="user data (TSV/JSONL/saved dataset); default: the bundled Bible corpus")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value of every student, as in hf-attn train (repeatable)",
+    )
     parser.add_argument("--steps", type=positive_int, help="updates of every student (default: the presets')")
     parser.add_argument("--train-examples", type=positive_int, help="distil only the first N training pairs")
     parser.add_argument("--test-examples", type=positive_int, help="score on the first N test verses only")
@@ -39,7 +48,9 @@ def main() -> None:
         teacher=args.teacher,
         output_dir=args.output_dir,
         students=tuple(args.students),
+        data=args.data,
         steps=args.steps,
+        extra_overrides=tuple(args.overrides),
         train_examples=args.train_examples,
         test_examples=args.test_examples,
         num_beams=args.num_beams,

@@ -149,7 +149,8 @@ def test_marian_teacher_distils_into_an_exported_transformer_student(
         assert metrics["n"] == 6 and metrics["engine"] == engine
         assert report["models"][name]["bleu"] == metrics["bleu"]
     card = (run / "README.md").read_text()
-    assert f"**`{marian_teacher}`**" in card and "## Distillation" in card
+    assert f"**`{marian_teacher}`**" in card and "## Distillation" in card and "(beam 2, on ctranslate2)" in card
+    assert f"User data from `{data_dir}`.\n\nThe training targets are translations by the teacher" in card
     assert card == (run / "student" / "best" / "README.md").read_text()
 
     # Re-running the finished run redoes nothing: no chunk, no training, the same report.
@@ -288,3 +289,30 @@ def test_killing_the_teacher_stage_loses_nothing_and_the_restart_redoes_no_finis
     assert report["stages"]["teacher"]["translated_chunks"] == 40 - len(finished)
     assert {path: (path.stat().st_mtime_ns, path.read_text()) for path in finished} == before
     assert sorted(path.name for path in chunks.iterdir()) == [f"chunk-{index:06d}.json" for index in range(40)]
+
+
+def test_the_measurement_script_runs_both_arms_and_writes_the_table(data_dir: Path, tmp_path: Path) -> None:
+    """research/distillation_experiment.py end to end on tiny models: distilled and reference students, one table."""
+    from research.distillation_experiment import ExperimentSettings, run_experiment
+
+    teacher = tmp_path / "reference" / "averaged"
+    save_tiny_model("transformer_seq2seq", teacher)
+    output = tmp_path / "experiment"
+    results = run_experiment(
+        ExperimentSettings(
+            teacher=str(teacher),
+            output_dir=str(output),
+            students=("transformer_student",),
+            data=str(data_dir),
+            extra_overrides=tuple(TINY_STUDENT),
+            steps=2,
+            num_beams=2,
+            threads=1,
+        )
+    )
+    runs = results["students"]["transformer_student"]
+    assert runs["distilled"]["models"]["student"]["n"] == runs["references"]["models"]["student"]["n"] == 6
+    assert json.loads((Path(runs["references"]["run_dir"]) / "summary.json").read_text())["steps"] == 2
+    assert results["teacher"]["generate"]["engine"] == "generate"
+    table = (output / "results.md").read_text()
+    assert table.count("| transformer_student |") == 4 and "| teacher (reference) | references | ctranslate2 |" in table

@@ -16,7 +16,7 @@ from typing import Any
 import datasets
 
 from ..atomic import read_json_if_exists
-from ..cards import write_model_card
+from ..cards import BIBLE_DATASET_DESCRIPTION, write_model_card
 from ..evaluation import TranslateSplit, evaluate_translator
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
@@ -78,7 +78,7 @@ def distillation_section(teacher: str, settings: Mapping[str, Any], models: Mapp
         "## Distillation\n\n"
         f"This model is a student distilled from the teacher **`{teacher}`** by sequence-level knowledge "
         "distillation (Kim & Rush 2016, arXiv:1606.07947) with `hf-attn distill`: the teacher translated the "
-        f"training sources (beam {settings.get('num_beams')}, engine {settings.get('teacher_engine')}), and the "
+        f"training sources (beam {settings.get('num_beams')}, on {models['teacher']['engine']}), and the "
         f"student was trained on those translations{mixed}. Validation and test keep the human references.\n\n"
         "Test split, same sentences for every model (tokens/s: generated target tokens per second of decoding on "
         "this machine; MB: weight files):\n\n"
@@ -94,9 +94,13 @@ def write_distillation_card(
     models: Mapping[str, Mapping[str, Any]],
 ) -> Path:
     """The student's model card (``model_dir/README.md``) with the Distillation section; returns its path."""
+    data = settings.get("data")
+    source = BIBLE_DATASET_DESCRIPTION if data is None else f"User data from `{data}`."
     return write_model_card(
         model_dir,
         run_dir=run_dir,
         test_metrics=models["student"]["metrics"],
+        dataset_description=f"{source}\n\nThe training targets are translations by the teacher `{teacher}` "
+        "(see Distillation below); validation and test keep the references.",
         extra_sections=[distillation_section(teacher, settings, models)],
     )
