@@ -208,6 +208,22 @@ def test_a_killed_teacher_stage_resumes_without_redoing_finished_chunks(
     assert resumed.hypotheses == uninterrupted.hypotheses  # nothing lost, nothing doubled
 
 
+def test_an_rnn_teacher_translates_with_generate_unless_ctranslate2_is_demanded(tmp_path: Path) -> None:
+    save_tiny_model("rnn_seq2seq", tmp_path / "rnn")
+    teacher = load_teacher(str(tmp_path / "rnn"), tmp_path / "engine")
+    assert (teacher.engine, teacher.model_type) == ("torch", "rnn_seq2seq")
+    assert (
+        len(
+            teacher.translate_with_stats(
+                ["In the beginning"], batch_size=1, num_beams=2, max_new_tokens=5, length_penalty=1.0, progress=False
+            ).hypotheses
+        )
+        == 1
+    )
+    with pytest.raises(ValueError, match=r"teacher '.*rnn' cannot run on CTranslate2: CTranslate2 runs no RNN"):
+        load_teacher(str(tmp_path / "rnn"), tmp_path / "engine", engine="ctranslate2")
+
+
 def test_a_chunk_of_other_sources_is_refused(marian_teacher: Path, tmp_path: Path) -> None:
     teacher = load_teacher(str(marian_teacher), tmp_path / "engine", engine="torch")
     translate_in_chunks(["In the beginning"], teacher.translate_with_stats, tmp_path / "chunks", chunk_size=4)

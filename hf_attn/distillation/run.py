@@ -218,6 +218,7 @@ def run_distillation(settings: DistillationSettings, *, progress: bool = False) 
         clock.record(
             "teacher",
             engine=get_teacher().engine,
+            quantization=get_teacher().quantization,
             sentences=len(sources),
             translated_chunks=chunks.translated_chunks,
             reused_chunks=chunks.reused_chunks,

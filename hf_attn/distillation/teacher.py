@@ -150,5 +150,5 @@ def load_teacher(
     except (ImportError, ValueError) as error:
         if engine == "ctranslate2":
             raise ValueError(f"The teacher {teacher!r} cannot run on CTranslate2: {error}") from error
-        logger.info("Teacher %s translates with generate (CTranslate2: %s)", teacher, error)
+        logger.warning("Teacher %s translates with generate, not CTranslate2: %s", teacher, error)
         return _torch_teacher(teacher, config)
