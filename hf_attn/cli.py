@@ -35,6 +35,11 @@ def positive_float(text: str) -> float:
     return value
 
 
+def add_overrides_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--set KEY=VALUE`` (repeatable) into ``args.overrides``: training config overrides, as ``hf-attn train``."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
 def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
@@ -445,13 +450,8 @@ def _add_distill(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--student", default="transformer_student", help="student preset or config file (default: transformer_student)"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a student config value as in `hf-attn train`, e.g. --set max_steps=200 (repeatable)",
+    add_overrides_argument(
+        parser, "override a student config value as in `hf-attn train`, e.g. --set max_steps=200 (repeatable)"
     )
     parser.add_argument("--num-beams", type=positive_int, default=4, help="teacher beam size (default: 4)")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="sentences per translation batch")
