@@ -431,14 +431,16 @@ def _render(
     dataset_description: str = BIBLE_DATASET_DESCRIPTION,
     repo_id: str | None = None,
     extra_links: Sequence[tuple[str, str]] = (),
+    extra_sections: Sequence[str] = (),
 ) -> str:
-    """The card text: YAML header, then the sections that the record has data for."""
+    """The card text: YAML header, then the sections that the record has data for (``extra_sections`` after results)."""
     sections = [
         f"# {record.name}\n",
         _section_model(record),
         _section_data(record, dataset_description),
         _section_training(record),
         _section_results(record),
+        *extra_sections,
         _section_samples(record),
         _section_usage(record, repo_id),
         _section_plots(record),
@@ -463,6 +465,7 @@ def write_model_card(
     dataset_description: str = BIBLE_DATASET_DESCRIPTION,
     repo_id: str | None = None,
     extra_links: Sequence[tuple[str, str]] = (),
+    extra_sections: Sequence[str] = (),
 ) -> Path:
     """Write ``model_dir/README.md`` for a saved model and return its path.
 
@@ -472,6 +475,8 @@ def write_model_card(
     ``samples`` (dicts with ``source``, ``reference``, ``translation``, optional ``id``) to
     three sentences of ``run_dir/test/hypotheses.txt``. ``repo_id`` names the model in the
     title and the usage snippets. A BLEU-by-length plot is drawn when the metrics have the table.
+    ``extra_sections`` (Markdown, each starting with a ``##`` heading) follow the results, e.g.
+    :mod:`hf_attn.distillation`'s teacher/student comparison.
     """
     folder = Path(model_dir)
     if not (folder / "config.json").is_file():
@@ -480,7 +485,13 @@ def write_model_card(
     if run is not None and not run.is_dir():
         raise FileNotFoundError(f"Run folder {run} does not exist.")
     record = _gather(folder, run, test_metrics, samples, repo_id)
-    card = _render(record, dataset_description=dataset_description, repo_id=repo_id, extra_links=extra_links)
+    card = _render(
+        record,
+        dataset_description=dataset_description,
+        repo_id=repo_id,
+        extra_links=extra_links,
+        extra_sections=extra_sections,
+    )
     path = folder / CARD_NAME
     atomic_write_text(path, card)
     logger.info("Wrote the model card %s", path)

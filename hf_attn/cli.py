@@ -35,6 +35,11 @@ def positive_float(text: str) -> float:
     return value
 
 
+def add_overrides_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--set KEY=VALUE`` (repeatable) into ``args.overrides``: training config overrides, as ``hf-attn train``."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
 def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
@@ -428,6 +433,69 @@ def _run_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_distill(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "distill",
+        help="Distill any seq2seq teacher into a small, fast student (sequence-level knowledge distillation).",
+        description="Translate the training sources with TEACHER (any AutoModelForSeq2SeqLM folder or Hub id, with "
+        "its own tokenizer; on CTranslate2 when it converts to it, else generate), in chunks written atomically so a "
+        "killed run continues where it stopped; save the distilled corpus (save_to_disk); train the student preset on "
+        "it with the normal training loop; export it (CTranslate2 int8 for a Transformer, torch-int8 for an RNN); "
+        "evaluate teacher, student and exported student on the test split; write the student's card naming the "
+        "teacher. Re-running with the same arguments resumes; a folder holding another run is refused.",
+    )
+    parser.add_argument("teacher", help="the teacher: a save_pretrained folder or a Hub id of a seq2seq model")
+    parser.add_argument("--output-dir", required=True, help="the run folder (new or empty, or this run's to resume)")
+    parser.add_argument("--data", help="user data (TSV/JSONL/saved dataset); default: the bundled Bible corpus")
+    parser.add_argument(
+        "--student", default="transformer_student", help="student preset or config file (default: transformer_student)"
+    )
+    add_overrides_argument(
+        parser, "override a student config value as in `hf-attn train`, e.g. --set max_steps=200 (repeatable)"
+    )
+    parser.add_argument("--num-beams", type=positive_int, default=4, help="teacher beam size (default: 4)")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="sentences per translation batch")
+    parser.add_argument(
+        "--chunk-size", type=positive_int, default=1000, help="sentences per atomically written teacher chunk"
+    )
+    parser.add_argument("--mix-references", action="store_true", help="train on distilled and original pairs")
+    parser.add_argument("--teacher-engine", choices=("auto", "ctranslate2", "torch"), default="auto")
+    parser.add_argument(
+        "--teacher-quantization",
+        choices=("int8", "int8_float32", "float32"),
+        default="int8",
+        help="weights of the teacher's CTranslate2 copy (default: int8)",
+    )
+    parser.add_argument("--train-examples", type=positive_int, help="distill only the first N training pairs")
+    parser.add_argument("--test-examples", type=positive_int, help="evaluate on the first N test pairs only")
+    parser.add_argument("--eval-num-beams", type=positive_int, default=4, help="beam size of the test evaluations")
+    parser.set_defaults(handler=_run_distill)
+
+
+def _run_distill(args: argparse.Namespace) -> int:
+    from .distillation import DistillationSettings, run_distillation
+
+    settings = DistillationSettings(
+        teacher=args.teacher,
+        output_dir=args.output_dir,
+        student=args.student,
+        data=args.data,
+        overrides=args.overrides,
+        num_beams=args.num_beams,
+        batch_size=args.batch_size,
+        chunk_size=args.chunk_size,
+        mix_references=args.mix_references,
+        teacher_engine=args.teacher_engine,
+        teacher_quantization=args.teacher_quantization,
+        train_examples=args.train_examples,
+        test_examples=args.test_examples,
+        eval_num_beams=args.eval_num_beams,
+    )
+    report = run_distillation(settings, progress=True)
+    print(json.dumps({"models": report["models"], "stages": report["stages"], "card": report["card"]}, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hf-attn",
@@ -445,6 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_card,
         _add_push,
         _add_experiment,
+        _add_distill,
     ):
         add(subparsers)
     return parser

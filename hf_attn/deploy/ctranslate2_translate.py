@@ -11,6 +11,7 @@ import os
 from collections.abc import Sequence
 
 import torch
+from transformers import PreTrainedTokenizerBase
 
 from ..generation import Translations, translate_in_batches
 from ..tokenization import load_tokenizer
@@ -22,11 +23,18 @@ class CTranslate2Model:
     """An ``hf-attn export --format ctranslate2`` folder: CTranslate2's ``Translator`` and our tokenizer.
 
     ``compute_type="default"`` runs the weights as they were exported (int8 stays int8 on CPU);
-    ``intra_threads=0`` lets CTranslate2 pick its thread count.
+    ``intra_threads=0`` lets CTranslate2 pick its thread count. ``tokenizer`` replaces the saved one
+    for a folder CTranslate2's own converter wrote from another model (its tokenizer is not ours).
     """
 
     def __init__(
-        self, folder: str | os.PathLike, *, device: str = "cpu", compute_type: str = "default", intra_threads: int = 0
+        self,
+        folder: str | os.PathLike,
+        *,
+        device: str = "cpu",
+        compute_type: str = "default",
+        intra_threads: int = 0,
+        tokenizer: PreTrainedTokenizerBase | None = None,
     ) -> None:
         metadata = require_export(folder, "ctranslate2")
         require_ctranslate2()
@@ -35,7 +43,8 @@ class CTranslate2Model:
         self.folder = str(folder)
         self.quantization = metadata["quantization"]
         self.position_limit: int | None = metadata.get("max_position_embeddings")
-        self.tokenizer = load_tokenizer(folder)
+        # Another model's tokenizer (a converted Marian teacher's) is passed in; ours is saved with the export.
+        self.tokenizer = load_tokenizer(folder) if tokenizer is None else tokenizer
         self.translator = ctranslate2.Translator(
             self.folder, device=device, compute_type=compute_type, intra_threads=intra_threads
         )

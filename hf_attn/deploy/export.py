@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from .. import __version__
 from ..atomic import atomic_directory, atomic_write_json, atomic_write_text
 from ..inference import load_model_and_tokenizer
-from .metadata import METADATA_NAME
+from .metadata import METADATA_NAME, export_metadata
 
 # format -> (model types it takes, quantizations it offers (first = default)).
 EXPORT_FORMATS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -81,15 +80,7 @@ def _write_export(
 
         save_quantized(quantize_rnn(model), folder)
     tokenizer.save_pretrained(folder)
-    metadata: dict[str, Any] = {
-        "format": format,
-        "quantization": quantization,
-        "model_type": model.config.model_type,
-        "max_position_embeddings": getattr(model.config, "max_position_embeddings", None),
-        "exported_from": source,
-        "hf_attn_version": __version__,
-    }
-    atomic_write_json(folder / METADATA_NAME, metadata)
+    atomic_write_json(folder / METADATA_NAME, export_metadata(format, quantization, model.config, source))
     atomic_write_text(folder / "README.md", _readme(format, quantization, out_dir))
 
 

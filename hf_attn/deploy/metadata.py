@@ -11,6 +11,20 @@ from ..atomic import read_json_if_exists
 METADATA_NAME = "hf_attn_export.json"
 
 
+def export_metadata(format: str, quantization: str, config: Any, exported_from: str) -> dict[str, Any]:
+    """What an export folder says about itself: format, quantization, model type and position limit, source."""
+    from .. import __version__
+
+    return {
+        "format": format,
+        "quantization": quantization,
+        "model_type": config.model_type,
+        "max_position_embeddings": getattr(config, "max_position_embeddings", None),
+        "exported_from": exported_from,
+        "hf_attn_version": __version__,
+    }
+
+
 def read_export_metadata(folder: str | os.PathLike) -> dict[str, Any] | None:
     """The folder's export metadata, or None when it is not an ``hf-attn export`` folder."""
     return read_json_if_exists(Path(folder) / METADATA_NAME)
