@@ -336,47 +336,42 @@ class TrainingRun:
                 signal.signal(number, signal.SIG_DFL if handler is None else handler)
 
     def run(self) -> TrainingSummary:
-        self._bar = None
-        try:
-            with self._stop_on_signals():
-                return self._run()
-        finally:
-            if self._bar is not None:
-                self._bar.close()  # also when a step or a save fails
+        with self._stop_on_signals():
+            return self._run()
 
     def _run(self) -> TrainingSummary:
         config, progress = self.config, self.progress
-        bar = self._bar = tqdm(
+        # The bar closes on every path (the budget spent, a stop signal, a failing step or save) before what follows.
+        with tqdm(
             total=config.max_steps,
             initial=progress.step,
             desc=f"train {config.model_type}",
             disable=not self.accelerator.is_local_main_process,
-        )
-        stopped_because = self._stop_reason()
-        while stopped_because is None and progress.epoch < config.num_epochs:
-            self.sampler.set_epoch(progress.epoch, skip_batches=progress.batches_in_epoch)
-            batches = iter(self.loader)
-            while stopped_because is None and (window := list(islice(batches, config.gradient_accumulation_steps))):
-                started = time.perf_counter()
-                train_loss, source_tokens, target_tokens = self._optimizer_step(window)
-                progress.train_seconds += time.perf_counter() - started
-                progress.step += 1
-                progress.batches_in_epoch += len(window)
-                progress.source_tokens += source_tokens
-                progress.target_tokens += target_tokens
-                bar.update(1)
-                bar.set_postfix(loss=f"{train_loss:.3f}")
-                if progress.step % config.log_every == 0:
-                    self._record({"train_loss": train_loss, "learning_rate": self.scheduler.get_last_lr()[0]})
-                if progress.step % config.eval_every == 0:
-                    self._evaluate()
-                if progress.step % config.save_every == 0:
-                    self._save_checkpoint()
-                stopped_because = self._stop_reason()
-            if stopped_because is None:
-                progress.epoch += 1
-                progress.batches_in_epoch = 0
-        bar.close()
+        ) as bar:
+            stopped_because = self._stop_reason()
+            while stopped_because is None and progress.epoch < config.num_epochs:
+                self.sampler.set_epoch(progress.epoch, skip_batches=progress.batches_in_epoch)
+                batches = iter(self.loader)
+                while stopped_because is None and (window := list(islice(batches, config.gradient_accumulation_steps))):
+                    started = time.perf_counter()
+                    train_loss, source_tokens, target_tokens = self._optimizer_step(window)
+                    progress.train_seconds += time.perf_counter() - started
+                    progress.step += 1
+                    progress.batches_in_epoch += len(window)
+                    progress.source_tokens += source_tokens
+                    progress.target_tokens += target_tokens
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{train_loss:.3f}")
+                    if progress.step % config.log_every == 0:
+                        self._record({"train_loss": train_loss, "learning_rate": self.scheduler.get_last_lr()[0]})
+                    if progress.step % config.eval_every == 0:
+                        self._evaluate()
+                    if progress.step % config.save_every == 0:
+                        self._save_checkpoint()
+                    stopped_because = self._stop_reason()
+                if stopped_because is None:
+                    progress.epoch += 1
+                    progress.batches_in_epoch = 0
         if stopped_because in {number.name for number in STOP_SIGNALS}:
             if self._saved_step != progress.step:
                 self._save_checkpoint()
