@@ -178,6 +178,7 @@ class TrainingSummary:
     mixed_precision: str
     averaged_model_dir: str | None = None
     averaged_dev_bleu: float | None = None
+    averaged_checkpoints: int | None = None
 
 
 class TrainingRun:
@@ -534,31 +535,44 @@ class TrainingRun:
         self._saved_step = self.progress.step
         accelerator.wait_for_everyone()
 
-    def _average_last_checkpoints(self) -> tuple[str, float] | None:
+    def _average_last_checkpoints(self) -> tuple[str, float, int] | None:
         """With ``average_last_checkpoints: N``, average the last N checkpoints into ``output_dir/averaged``.
 
-        Returns the averaged model's folder and dev BLEU (same dev verses and beam as the
-        periodic evaluations), or None when averaging is off.
+        Returns the averaged model's folder, dev BLEU (same dev verses and beam as the periodic
+        evaluations) and how many checkpoints it averages, or None when averaging is off or
+        the run holds fewer than two.
         """
         count, accelerator = self.config.average_last_checkpoints, self.accelerator
         if count is None:
             return None
         result = None
         if accelerator.is_main_process:
-            folder = average_checkpoints(
-                last_checkpoints(self.checkpoints_root, count),
-                self.output_dir / AVERAGED_MODEL_DIR,
-                reference=self.output_dir / BEST_MODEL_DIR,
-            )
-            model = AutoModelForSeq2SeqLM.from_pretrained(folder).to(accelerator.device)
-            result = (str(folder), self._dev_scores(model)["bleu"])
-            logger.info(
-                "Average of the last %d checkpoints: dev BLEU %.2f (best single %.2f)",
-                count,
-                result[1],
-                self.progress.best_bleu,
-            )
+            checkpoints = last_checkpoints(self.checkpoints_root, count)
+            if len(checkpoints) < count:
+                # The config refuses a max_steps budget that writes too few; a run that stopped sooner (early
+                # stopping, max_minutes, num_epochs) averages what it has rather than fail after training.
+                logger.warning(
+                    "average_last_checkpoints is %d but the run stopped with %d checkpoint(s) in %s; %s",
+                    count,
+                    len(checkpoints),
+                    self.checkpoints_root,
+                    "averaging those" if len(checkpoints) > 1 else "nothing to average, so no averaged model",
+                )
+            if len(checkpoints) > 1:
+                folder = average_checkpoints(
+                    checkpoints, self.output_dir / AVERAGED_MODEL_DIR, reference=self.output_dir / BEST_MODEL_DIR
+                )
+                result = (*self._score_averaged(folder, len(checkpoints)), len(checkpoints))
         return broadcast_object_list([result])[0]
+
+    def _score_averaged(self, folder: Path, count: int) -> tuple[str, float]:
+        """The averaged model's folder and its dev BLEU (same dev verses and beam as the periodic evaluations)."""
+        model = AutoModelForSeq2SeqLM.from_pretrained(folder).to(self.accelerator.device)
+        bleu = self._dev_scores(model)["bleu"]
+        logger.info(
+            "Average of the last %d checkpoints: dev BLEU %.2f (best single %.2f)", count, bleu, self.progress.best_bleu
+        )
+        return str(folder), bleu
 
     def _stop_reason(self) -> str | None:
         """Why training should stop now (the same answer on every process), or None."""
@@ -577,7 +591,7 @@ class TrainingRun:
             reason = "early_stopping"
         return broadcast_object_list([reason])[0]
 
-    def _finish(self, stopped_because: str, averaged: tuple[str, float] | None) -> TrainingSummary:
+    def _finish(self, stopped_because: str, averaged: tuple[str, float, int] | None) -> TrainingSummary:
         progress, accelerator = self.progress, self.accelerator
         seconds = max(progress.train_seconds, 1e-9)
         summary = TrainingSummary(
@@ -598,6 +612,7 @@ class TrainingRun:
             best_step=progress.best_step,
             averaged_model_dir=averaged[0] if averaged else None,
             averaged_dev_bleu=averaged[1] if averaged else None,
+            averaged_checkpoints=averaged[2] if averaged else None,
             num_processes=accelerator.num_processes,
             device=str(accelerator.device),
             mixed_precision=self.config.mixed_precision,
