@@ -66,6 +66,7 @@ from .checkpointing import (
     checkpoint_dir,
     clean_leftovers,
     convert_legacy_progress,
+    drop_tied_copies,
     latest_checkpoint,
     load_plain_data,
     lock_output_dir,
@@ -256,6 +257,7 @@ class TrainingRun:
         )
         scheduler = get_inverse_sqrt_schedule(optimizer, num_warmup_steps=config.warmup_steps)
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+        self.accelerator.register_save_state_pre_hook(drop_tied_copies)  # no "Removed shared tensor" per save
         # Saved as JSON next to accelerate's state, not through register_for_checkpointing, whose
         # loader unpickles with weights_only=False: a crafted file in a run folder would run code.
         self.progress = TrainingProgress()
