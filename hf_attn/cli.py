@@ -35,6 +35,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def add_overrides_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """The repeatable ``--set KEY=VALUE`` training-config override (train, and the seed experiment's script)."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=f"{help_text} (repeatable)"
+    )
+
+
 def _add_train(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
@@ -43,14 +50,7 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         "(transformer_small, rnn_small). Resumes from the output directory's latest checkpoint.",
     )
     parser.add_argument("config", help="config file or preset name (see hf_attn/configs/)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set max_steps=200 --set model.d_model=128 (repeatable)",
-    )
+    add_overrides_option(parser, "override a config value, e.g. --set max_steps=200 --set model.d_model=128")
     parser.add_argument("--output-dir", help="where checkpoints, the best model and plots go")
     parser.add_argument("--no-resume", action="store_true", help="start from scratch even if checkpoints exist")
     parser.add_argument(

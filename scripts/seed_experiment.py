@@ -16,7 +16,7 @@ from pathlib import Path
 
 from _clone import REPO_ROOT  # noqa: F401  (puts the clone on sys.path for `research`)
 
-from hf_attn.cli import positive_float, positive_int
+from hf_attn.cli import add_overrides_option, positive_float, positive_int
 from research.experiment.run import make_settings, run_experiment
 
 DESCRIPTION = (
@@ -52,14 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--num-beams", type=positive_int, help="beam size of the test translations")
     parser.add_argument("--tokenizer", help="a saved tokenizer to share instead of training one")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a training config value of all four models, e.g. --set max_tokens=3000 (repeatable)",
-    )
+    add_overrides_option(parser, "override a training config value of all four models, e.g. --set max_tokens=3000")
     parser.add_argument("--no-cards", action="store_true", help="do not write model cards")
     parser.add_argument("--no-synthetic", action="store_true", help="skip the controlled part (string reversal)")
     parser.add_argument(
