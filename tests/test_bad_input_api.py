@@ -389,6 +389,15 @@ def test_quickstart_rejects_bad_settings_before_training_anything(settings, mess
     assert not (tmp_path / "quickstart" / "tokenizer").exists()
 
 
+def test_quickstart_refuses_a_cards_folder_it_cannot_make_before_training(tmp_path):
+    from hf_attn.quickstart import run_quickstart
+
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(OSError, match="a_file"):
+        run_quickstart(tmp_path / "quickstart", cards_dir=tmp_path / "a_file" / "cards")
+    assert not (tmp_path / "quickstart" / "tokenizer").exists()
+
+
 def test_jsonl_records_still_report_their_line(tmp_path):
     """A control: the data loaders' existing checks keep naming the file and line."""
     (tmp_path / "pairs.jsonl").write_text(json.dumps({"source": "a", "target": "b"}) + "\n{oops\n")
