@@ -7,25 +7,28 @@ its old place for the next minor release, warning with ``FutureWarning`` (shown 
 
 from __future__ import annotations
 
-import importlib
 import warnings
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any
 
 
-def moved_names(old_module: str, moves: Mapping[str, str], removed_in: str) -> Callable[[str], Any]:
-    """A module ``__getattr__`` serving ``old_module.NAME`` from ``moves[NAME]`` (the new module) with a warning."""
+def moved_names(old_module: str, moves: Mapping[str, ModuleType], removed_in: str) -> Callable[[str], Any]:
+    """A module ``__getattr__`` serving ``old_module.NAME`` from ``moves[NAME]`` (the new module) with a warning.
+
+    The new modules are passed in, already imported: nothing here imports by a computed name.
+    """
 
     def __getattr__(name: str) -> Any:
         if name not in moves:
             raise AttributeError(f"module {old_module!r} has no attribute {name!r}")
         new_module = moves[name]
         warnings.warn(
-            f"`{old_module}.{name}` moved to `{new_module}.{name}`; import it from there. "
+            f"`{old_module}.{name}` moved to `{new_module.__name__}.{name}`; import it from there. "
             f"The old name will be removed in hf_attn {removed_in}.",
             FutureWarning,
             stacklevel=2,
         )
-        return getattr(importlib.import_module(new_module), name)
+        return getattr(new_module, name)
 
     return __getattr__
