@@ -291,7 +291,8 @@ def _section_training(record: _RunRecord) -> str:
         ]
         averaged = summary.get("averaged_dev_bleu")
         if averaged is not None:
-            count = (config or {}).get("average_last_checkpoints", "?")
+            # How many were averaged (fewer than asked when the run stopped early); older summaries lack it.
+            count = summary.get("averaged_checkpoints") or (config or {}).get("average_last_checkpoints", "?")
             rows.append((f"dev BLEU of the mean of the last {count} checkpoints (greedy)", f"{averaged:.2f}"))
         text += _table(["budget", "value"], rows) + "\n\n"
     if config:

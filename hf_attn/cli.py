@@ -35,9 +35,11 @@ def positive_float(text: str) -> float:
     return value
 
 
-def add_overrides_argument(parser: argparse.ArgumentParser, help: str) -> None:
-    """``--set KEY=VALUE`` (repeatable) into ``args.overrides``: training config overrides, as ``hf-attn train``."""
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
+def add_overrides_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """The repeatable ``--set KEY=VALUE`` training-config override (train, and the seed experiment's script)."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=f"{help_text} (repeatable)"
+    )
 
 
 def _add_train(subparsers: argparse._SubParsersAction) -> None:
@@ -48,14 +50,7 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         "(transformer_small, rnn_small). Resumes from the output directory's latest checkpoint.",
     )
     parser.add_argument("config", help="config file or preset name (see hf_attn/configs/)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set max_steps=200 --set model.d_model=128 (repeatable)",
-    )
+    add_overrides_option(parser, "override a config value, e.g. --set max_steps=200 --set model.d_model=128")
     parser.add_argument("--output-dir", help="where checkpoints, the best model and plots go")
     parser.add_argument("--no-resume", action="store_true", help="start from scratch even if checkpoints exist")
     parser.add_argument(
@@ -350,89 +345,6 @@ def _run_push(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_experiment(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "experiment",
-        help="The seed experiment: RNN without/with attention vs Transformer, with a generated report.",
-        description="Train four size-matched models (RNN without attention, RNN + Bahdanau, RNN + Luong general with "
-        "input feeding, Transformer; presets hf_attn/configs/seed_*.yaml) on the bundled English->Spanish corpus "
-        "under the same budget, then measure test BLEU/chrF by source length, alignment heatmaps, gradient norms by "
-        "source position and training speed by sentence length, and write DOCS_DIR/experiment.md with its figures. "
-        "A controlled part trains the same four at a quarter of the width on reversing random strings of 5-80 "
-        "symbols and scores them by string length. Default budget 2,000 updates per model on the corpus (about 35 "
-        "minutes in all on 2 idle CPU cores) plus the controlled part (about 8); --quick takes a few minutes. "
-        "Re-running with the same --output-dir skips finished models and resumes interrupted ones.",
-    )
-    parser.add_argument("--output-dir", default="runs/seed_experiment", help="runs, results.json, figures")
-    parser.add_argument(
-        "--docs-dir", help="where experiment.md and experiment/ figures go (default: docs; with --quick: none)"
-    )
-    parser.add_argument("--quick", action="store_true", help="a few-minute smoke run (its numbers mean nothing)")
-    parser.add_argument("--minutes-per-model", type=float, help="wall-clock cap per model (default: none)")
-    parser.add_argument("--steps-per-model", type=int, help="training updates of each model (default: presets, 2,000)")
-    parser.add_argument("--test-per-bucket", type=int, help="test verses per length bucket (0 = whole test split)")
-    parser.add_argument("--num-beams", type=int, help="beam size of the test translations")
-    parser.add_argument("--tokenizer", help="a saved tokenizer to share instead of training one")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a training config value of all four models, e.g. --set max_tokens=3000 (repeatable)",
-    )
-    parser.add_argument("--no-cards", action="store_true", help="do not write model cards")
-    parser.add_argument("--no-synthetic", action="store_true", help="skip the controlled part (string reversal)")
-    parser.add_argument("--synthetic-steps", type=int, help="training updates of each model in the controlled part")
-    parser.set_defaults(handler=_run_experiment)
-
-
-def _import_research_experiment():
-    """``research.experiment.run`` from the clone hf_attn is installed from; research/ is not in the wheel."""
-    import importlib
-    from pathlib import Path
-
-    clone = Path(__file__).resolve().parent.parent
-    if not (clone / "research" / "experiment").is_dir():
-        raise SystemExit(
-            "hf-attn experiment runs the seed experiment from a clone of the hf_attn repository (research/ is "
-            f"not part of the installed package, and {clone} has none): clone it and `pip install -e .` there."
-        )
-    if str(clone) not in sys.path:
-        sys.path.insert(0, str(clone))
-    return importlib.import_module("research.experiment.run")
-
-
-def _run_experiment(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    experiment = _import_research_experiment()
-    make_settings, run_experiment = experiment.make_settings, experiment.run_experiment
-
-    settings = make_settings(
-        quick=args.quick,
-        output_dir=args.output_dir,
-        docs_dir=args.docs_dir,
-        max_minutes=args.minutes_per_model,
-        max_steps=args.steps_per_model,
-        test_per_bucket=args.test_per_bucket,
-        num_beams=args.num_beams,
-        tokenizer=args.tokenizer,
-        extra_overrides=tuple(args.overrides),
-        write_cards=not args.no_cards,
-        synthetic=not args.no_synthetic,
-        synthetic_steps=args.synthetic_steps,
-    )
-    results = run_experiment(settings)
-    report = Path(settings.docs_dir or settings.output_dir) / "experiment.md"
-    summary = {"report": str(report), "test_bleu": {n: m["test"]["bleu"] for n, m in results["models"].items()}}
-    if results["synthetic"] is not None:
-        models = results["synthetic"]["models"].items()
-        summary["synthetic_token_accuracy"] = {n: m["test"]["token_accuracy"] for n, m in models}
-    print(json.dumps(summary))
-    return 0
-
-
 def _add_distill(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "distill",
@@ -450,9 +362,7 @@ def _add_distill(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--student", default="transformer_student", help="student preset or config file (default: transformer_student)"
     )
-    add_overrides_argument(
-        parser, "override a student config value as in `hf-attn train`, e.g. --set max_steps=200 (repeatable)"
-    )
+    add_overrides_option(parser, "override a student config value as in `hf-attn train`, e.g. --set max_steps=200")
     parser.add_argument("--num-beams", type=positive_int, default=4, help="teacher beam size (default: 4)")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="sentences per translation batch")
     parser.add_argument(
@@ -512,7 +422,6 @@ def build_parser() -> argparse.ArgumentParser:
         _add_export,
         _add_card,
         _add_push,
-        _add_experiment,
         _add_distill,
     ):
         add(subparsers)

@@ -19,11 +19,17 @@ import torch
 from sacrebleu.metrics import BLEU, CHRF
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from . import generation
 from .atomic import atomic_write_json, atomic_write_text
+from .deprecation import moved_names
 from .generation import Translations, translate_with_stats
 from .models.config_validation import require_positive_int
 
 logger = logging.getLogger(__name__)
+
+# Moved to hf_attn.generation (evaluation scores, generation translates): the old imports warn until 0.3.0.
+_MOVED_TO_GENERATION = ("translate", "alignment", "default_max_new_tokens")
+__getattr__ = moved_names(__name__, dict.fromkeys(_MOVED_TO_GENERATION, generation), removed_in="0.3.0")
 
 Bucket = tuple[int, int | None]
 DEFAULT_LENGTH_BUCKETS: tuple[Bucket, ...] = ((0, 10), (11, 20), (21, 30), (31, 40), (41, 50), (51, None))

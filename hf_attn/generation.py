@@ -2,7 +2,7 @@
 
 Nothing here knows which model it drives: everything goes through ``generate()``, the
 tokenizer and the library's output dataclasses, so the RNN and the Transformer translate
-through the same code (DESIGN.md principle 2). Scoring lives in ``hf_attn.evaluation``;
+through the same code (docs/architecture.md, principle 2). Scoring lives in ``hf_attn.evaluation``;
 this module needs no metric library, so importing the package (which registers the
 pipeline built on it) stays light.
 """

@@ -77,6 +77,8 @@ def run_quickstart(
         )
         for name, preset in MODELS.items()
     }
+    if cards_dir is not None:  # the cards are copied after each training: a folder that cannot be made fails now
+        Path(cards_dir).mkdir(parents=True, exist_ok=True)
     shared_tokenizer_dir(output_dir, configs["transformer"].vocab_size)
     test_split = load_bible_corpus()["test"]
     if test_examples is not None:

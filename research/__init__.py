@@ -4,7 +4,7 @@ The seed experiment (``research.experiment``), the benchmark against MarianMTMod
 NMT (``research.benchmark``), the Bible corpus builder (``research.corpus_build``) and the
 machine/git description every report carries (``research.provenance``). They import
 ``hf_attn`` like any user would; ``hf_attn`` never imports them. Run them from a clone
-(``scripts/seed_experiment.py``, ``scripts/benchmark.py``, ``hf-attn experiment``).
+(``scripts/seed_experiment.py``, ``scripts/benchmark.py``, ``scripts/build_corpus.py``).
 """
 
 from pathlib import Path

@@ -18,7 +18,7 @@ import logging
 
 from _clone import REPO_ROOT  # noqa: F401 - puts the clone first on sys.path
 
-from hf_attn.cli import add_overrides_argument, positive_int
+from hf_attn.cli import add_overrides_option, positive_int
 from research.distillation_experiment import STUDENTS, ExperimentSettings, format_results, run_experiment
 
 
@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--output-dir", default="runs/distill_experiment")
     parser.add_argument("--students", nargs="+", default=list(STUDENTS), help="student presets")
     parser.add_argument("--data", help="user data (TSV/JSONL/saved dataset); default: the bundled Bible corpus")
-    add_overrides_argument(parser, "override a config value of every student, as in hf-attn train (repeatable)")
+    add_overrides_option(parser, "override a config value of every student, as in hf-attn train")
     parser.add_argument("--steps", type=positive_int, help="updates of every student (default: the presets')")
     parser.add_argument("--train-examples", type=positive_int, help="distil only the first N training pairs")
     parser.add_argument("--test-examples", type=positive_int, help="score on the first N test verses only")

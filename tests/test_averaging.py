@@ -68,27 +68,29 @@ def test_checkpoints_of_different_sizes_are_refused_by_name(tmp_path):
     assert not (tmp_path / "averaged").exists()
 
 
-def test_training_averages_its_last_checkpoints(tmp_path, capsys):
-    """`average_last_checkpoints: 2` averages the last two step-* checkpoints into averaged/ and scores it on dev."""
+def tiny_run_config(tmp_path: Path, **overrides) -> TrainingConfig:
+    """A few updates of a tiny RNN on 48 verses with a tokenizer of its own, averaging its last 2 checkpoints."""
     tokenizer_dir = tmp_path / "tokenizer"
     small_tokenizer().save_pretrained(tokenizer_dir)
-    config = TrainingConfig(
-        model_type="rnn_seq2seq",
-        model=TINY_CONFIGS["rnn_seq2seq"],
-        output_dir=str(tmp_path / "run"),
-        tokenizer=str(tokenizer_dir),
-        max_train_examples=48,
-        max_tokens=400,
-        max_steps=6,
-        warmup_steps=2,
-        eval_every=3,
-        eval_examples=4,
-        save_every=3,
-        keep_checkpoints=2,
-        average_last_checkpoints=2,
-        log_every=1,
-    )
-    summary = train(config)
+    settings = {
+        "model_type": "rnn_seq2seq",
+        "model": TINY_CONFIGS["rnn_seq2seq"],
+        "output_dir": str(tmp_path / "run"),
+        "tokenizer": str(tokenizer_dir),
+        "max_train_examples": 48,
+        "max_tokens": 400,
+        "warmup_steps": 2,
+        "eval_every": 3,
+        "eval_examples": 4,
+        "average_last_checkpoints": 2,
+        "log_every": 1,
+    }
+    return TrainingConfig(**{**settings, **overrides})
+
+
+def test_training_averages_its_last_checkpoints(tmp_path, capsys):
+    """`average_last_checkpoints: 2` averages the last two step-* checkpoints into averaged/ and scores it on dev."""
+    summary = train(tiny_run_config(tmp_path, max_steps=6, save_every=3, keep_checkpoints=2))
     checkpoints = sorted((tmp_path / "run" / "checkpoints").glob("step-*"))
     assert [path.name for path in checkpoints] == ["step-00000003", "step-00000006"]
     assert summary.averaged_dev_bleu is not None and Path(summary.averaged_model_dir).name == "averaged"
@@ -108,3 +110,20 @@ def test_training_averages_its_last_checkpoints(tmp_path, capsys):
 def test_averaging_more_checkpoints_than_kept_is_a_config_error():
     with pytest.raises(ValueError, match="average_last_checkpoints.*keep_checkpoints"):
         TrainingConfig(average_last_checkpoints=5, keep_checkpoints=2)
+
+
+def test_a_run_that_stops_before_its_budget_averages_what_it_has_and_still_finishes(tmp_path, caplog):
+    """One epoch ends the run long before max_steps: 2 checkpoints for average_last_checkpoints=3 are averaged
+    with a warning naming both numbers, and the summary and learning curve are written."""
+    config = tiny_run_config(
+        tmp_path, max_train_examples=24, num_epochs=1, max_steps=1000, eval_every=1000, save_every=2,
+        keep_checkpoints=5, average_last_checkpoints=5,
+    )  # fmt: skip
+    with caplog.at_level("WARNING", logger="hf_attn.training.loop"):
+        summary = train(config)
+    held = len(list((tmp_path / "run" / "checkpoints").glob("step-*")))
+    assert summary.stopped_because == "num_epochs" and 2 <= held < 5
+    assert f"average_last_checkpoints is 5 but the run stopped with {held} checkpoint(s)" in caplog.text
+    assert summary.averaged_checkpoints == held and summary.averaged_dev_bleu is not None
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["averaged_checkpoints"] == held
+    assert (tmp_path / "run" / "learning_curve.png").is_file()

@@ -389,8 +389,65 @@ def test_quickstart_rejects_bad_settings_before_training_anything(settings, mess
     assert not (tmp_path / "quickstart" / "tokenizer").exists()
 
 
+def test_quickstart_refuses_a_cards_folder_it_cannot_make_before_training(tmp_path):
+    from hf_attn.quickstart import run_quickstart
+
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(OSError, match="a_file"):
+        run_quickstart(tmp_path / "quickstart", cards_dir=tmp_path / "a_file" / "cards")
+    assert not (tmp_path / "quickstart" / "tokenizer").exists()
+
+
 def test_jsonl_records_still_report_their_line(tmp_path):
     """A control: the data loaders' existing checks keep naming the file and line."""
     (tmp_path / "pairs.jsonl").write_text(json.dumps({"source": "a", "target": "b"}) + "\n{oops\n")
     with pytest.raises(ValueError, match=r"pairs.jsonl, line 2: invalid JSON"):
         load_parallel_data(tmp_path / "pairs.jsonl")
+
+
+CONFIG_CLASSES = {"rnn": "RNNSeq2SeqConfig", "transformer": "TransformerSeq2SeqConfig"}
+
+
+@pytest.mark.parametrize("config_name", sorted(CONFIG_CLASSES.values()))
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("init_std", True, r"`init_std` must be a positive number or None, got True"),
+        ("init_std", 0, r"`init_std` must be a positive number or None, got 0"),
+        ("init_std", "0.02", r"`init_std` must be a positive number or None, got '0.02'"),
+        ("vocab_size", True, r"`vocab_size` must be a positive integer, got True"),
+        ("decoder_vocab_size", 0, r"`decoder_vocab_size` must be a positive integer, got 0"),
+        ("pad_token_id", 800, r"`pad_token_id` must be a token id in \[0, 800\) .* got 800"),
+        ("eos_token_id", False, r"`eos_token_id` must be a token id in \[0, 800\) .* got False"),
+        ("decoder_start_token_id", -1, r"`decoder_start_token_id` must be a token id .* got -1"),
+    ],
+)
+def test_both_configs_refuse_the_same_bad_shared_fields(config_name, field, value, message):
+    """The vocabulary, token-id and init_std checks are one shared helper, so the two configs cannot drift again."""
+    import hf_attn
+
+    config_class = getattr(hf_attn, config_name)
+    with pytest.raises(ValueError, match=message):
+        config_class(**{"vocab_size": 800, field: value})
+
+
+@pytest.mark.parametrize("config_name", sorted(CONFIG_CLASSES.values()))
+def test_both_configs_refuse_a_shared_embedding_over_two_vocabularies(config_name):
+    import hf_attn
+
+    with pytest.raises(ValueError, match=r"`decoder_vocab_size` \(500\) differs from `vocab_size` \(800\)"):
+        getattr(hf_attn, config_name)(vocab_size=800, decoder_vocab_size=500, share_encoder_decoder_embeddings=True)
+
+
+def test_the_transformer_config_refuses_a_bool_layer_norm_eps():
+    from hf_attn import TransformerSeq2SeqConfig
+
+    with pytest.raises(ValueError, match="`layer_norm_eps` must be a positive number, got True"):
+        TransformerSeq2SeqConfig(layer_norm_eps=True)
+
+
+def test_an_unknown_rnn_attention_type_is_named_by_the_builder_too():
+    from hf_attn.models.attention import build_rnn_attention
+
+    with pytest.raises(ValueError, match="`attention_type` must be one of 'bahdanau', .*; got 'luong_cosine'"):
+        build_rnn_attention("luong_cosine", 8, 8)

@@ -15,7 +15,7 @@ SUBCOMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)
 
 
 def test_the_documented_subcommands_exist():
-    assert {"quickstart", "train", "evaluate", "translate", "card", "push", "experiment"} <= set(SUBCOMMANDS)
+    assert {"quickstart", "train", "evaluate", "translate", "card", "push"} <= set(SUBCOMMANDS)
 
 
 @pytest.mark.parametrize("subcommand", SUBCOMMANDS)

@@ -138,3 +138,12 @@ def test_rebuild_reproduces_the_shipped_file(tmp_path):
     build = corpus_build.build_corpus(SWORD_ROOT)
     corpus_build.write_corpus_tsv(build.pairs, tmp_path / "corpus.tsv.gz")
     assert (tmp_path / "corpus.tsv.gz").read_bytes() == BIBLE_CORPUS_PATH.read_bytes()
+
+
+def test_a_damaged_versification_line_is_named(tmp_path):
+    table = tmp_path / "versification.tsv"
+    table.write_text("# comment\nGEN\tGenesis\t31 25\nEXO Exodus 22\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"versification.tsv:3: expected CODE<TAB>Name<TAB>verse counts"):
+        corpus_build.read_versification(table)
+    table.write_text("GEN\tGenesis\t31 25\n", encoding="utf-8")
+    assert corpus_build.read_versification(table) == (corpus_build.Book("GEN", "Genesis", (31, 25)),)

@@ -332,3 +332,27 @@ def test_alignment_works_for_other_library_models_and_asks_for_eager_attention(t
     marian.set_attn_implementation("eager")
     result = alignment(marian, tokenizer, SOURCES[0], target=target, max_new_tokens=5)
     check_shapes_and_rows(result, marian.config)
+
+
+@pytest.mark.parametrize("name", ["translate", "alignment", "default_max_new_tokens"])
+def test_names_moved_to_generation_still_import_from_evaluation_with_a_future_warning(name):
+    """The deprecation policy (README): a moved public name keeps a warning shim for one minor version."""
+    import hf_attn.generation
+
+    namespace: dict = {}
+    message = rf"`hf_attn.evaluation.{name}` moved to `hf_attn.generation.{name}`.*removed in hf_attn 0\.3\.0"
+    with pytest.warns(FutureWarning, match=message):
+        exec(f"from hf_attn.evaluation import {name} as old", namespace)
+    assert namespace["old"] is getattr(hf_attn.generation, name)
+
+
+def test_the_translate_shim_translates(model, tokenizer):
+    with pytest.warns(FutureWarning):
+        from hf_attn.evaluation import translate as old_translate
+    sources = ["a b c", "d e"]
+    assert old_translate(model, tokenizer, sources, num_beams=2) == translate(model, tokenizer, sources, num_beams=2)
+
+
+def test_an_unknown_evaluation_name_is_still_an_import_error():
+    with pytest.raises(ImportError, match="no_such_name"):
+        exec("from hf_attn.evaluation import no_such_name", {})

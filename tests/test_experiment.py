@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib.util
 import json
 import math
 import re
@@ -25,7 +26,6 @@ from tiny_seq2seq import (  # noqa: F401
 )
 from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
-from hf_attn.cli import main
 from hf_attn.evaluation import DEFAULT_LENGTH_BUCKETS
 from hf_attn.training.config import PRESETS_DIR
 from research.experiment.gradient_probe import probe_gradients, source_gradient_norms
@@ -164,12 +164,12 @@ def test_command_line_reproduces_the_settings():
     assert settings.test_per_bucket is None and settings.docs_dir is None
     assert settings.overrides[-1] == "max_tokens=900"
     assert command_line(settings) == (
-        "hf-attn experiment --quick --minutes-per-model 2.5 --test-per-bucket 0 --set max_tokens=900"
+        "python scripts/seed_experiment.py --quick --minutes-per-model 2.5 --test-per-bucket 0 --set max_tokens=900"
     )
-    assert command_line(make_settings()) == "hf-attn experiment"
-    assert command_line(make_settings(synthetic=False)) == "hf-attn experiment --no-synthetic"
+    assert command_line(make_settings()) == "python scripts/seed_experiment.py"
+    assert command_line(make_settings(synthetic=False)) == "python scripts/seed_experiment.py --no-synthetic"
     quick = make_settings(quick=True, synthetic_steps=7)
-    assert command_line(quick) == "hf-attn experiment --quick --synthetic-steps 7"
+    assert command_line(quick) == "python scripts/seed_experiment.py --quick --synthetic-steps 7"
     assert quick.synthetic.task.train_examples == 2000  # the quick task, with another budget
     assert make_settings().docs_dir == "docs"
 
@@ -238,7 +238,7 @@ def made_up_results() -> dict[str, Any]:
     """A results dict shaped like run_experiment's, with numbers that make claims 1-7 hold."""
     return {
         "created": "2026-11-26T12:00:00+00:00",
-        "command": "hf-attn experiment",
+        "command": "python scripts/seed_experiment.py",
         "quick": False,
         "settings": {"bleu_margin": 1.0},
         "hardware": {
@@ -322,7 +322,8 @@ def test_report_has_every_section_figure_and_number():
         assert f"\n{heading}" in "\n" + markdown, heading
     for figure in [*results["figures"].values(), "attention_bahdanau_verse1_layer1.png"]:
         assert f"(experiment/{figure})" in markdown
-    assert "```bash\nhf-attn experiment\n```" in markdown and "Test CPU" in markdown and "5.23.0" in markdown
+    assert "```bash\npython scripts/seed_experiment.py\n```" in markdown
+    assert "Test CPU" in markdown and "5.23.0" in markdown
     assert "commit abc123" in markdown
     assert "| none | 10.00 | 30.00 |" in markdown  # the test BLEU/chrF table
     assert "Smoke run" not in markdown and "No model finished an epoch" in markdown
@@ -483,9 +484,19 @@ def test_micro_experiment_end_to_end(tmp_path):
 # ------------------------------------------------------------------------------ command line
 
 
-def test_cli_help(capsys):
+@pytest.fixture
+def script(monkeypatch):
+    """scripts/seed_experiment.py as a module (a script of the clone, not an importable package)."""
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))  # as `python scripts/seed_experiment.py` has it, for _clone
+    spec = importlib.util.spec_from_file_location("seed_experiment", REPO / "scripts" / "seed_experiment.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_script_help(script, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["experiment", "--help"])
+        script.main(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     for option in (
@@ -501,9 +512,16 @@ def test_cli_help(capsys):
         assert option in text
 
 
-def test_cli_passes_the_controlled_part_options_and_prints_its_accuracy(monkeypatch, capsys):
-    import research.experiment.run as experiment
+@pytest.mark.parametrize(
+    "argv", [["--steps-per-model", "0"], ["--num-beams", "-2"], ["--synthetic-steps", "x"], ["--test-per-bucket", "-1"]]
+)
+def test_script_refuses_non_positive_counts(script, argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(argv)
+    assert exit_info.value.code == 2 and "positive integer" in capsys.readouterr().err
 
+
+def test_script_passes_the_controlled_part_options_and_prints_its_accuracy(script, monkeypatch, capsys):
     seen = []
 
     def fake_run(settings):
@@ -511,20 +529,29 @@ def test_cli_passes_the_controlled_part_options_and_prints_its_accuracy(monkeypa
         synthetic = None if settings.synthetic is None else {"models": {"rnn_none": {"test": {"token_accuracy": 0.5}}}}
         return {"models": {"rnn_none": {"test": {"bleu": 1.0}}}, "synthetic": synthetic}
 
-    monkeypatch.setattr(experiment, "run_experiment", fake_run)
-    assert main(["experiment", "--quick", "--synthetic-steps", "9"]) == 0
+    monkeypatch.setattr(script, "run_experiment", fake_run)
+    assert script.main(["--quick", "--synthetic-steps", "9", "--test-per-bucket", "0"]) == 0
     assert json.loads(capsys.readouterr().out)["synthetic_token_accuracy"] == {"rnn_none": 0.5}
-    assert main(["experiment", "--no-synthetic"]) == 0
+    assert script.main(["--no-synthetic"]) == 0
     assert "synthetic_token_accuracy" not in json.loads(capsys.readouterr().out)
-    assert seen[0].synthetic.max_steps == 9 and seen[1].synthetic is None
+    assert seen[0].synthetic.max_steps == 9 and seen[1].synthetic is None and seen[0].test_per_bucket is None
 
 
-def test_script_help():
+def test_script_runs_from_any_directory(tmp_path):
     done = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "seed_experiment.py"), "--help"],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+        cwd=tmp_path,
     )
-    assert done.returncode == 0 and "hf-attn experiment" in done.stdout and "--quick" in done.stdout
+    assert done.returncode == 0 and "seed_experiment.py" in done.stdout and "--quick" in done.stdout
+
+
+def test_hf_attn_has_no_experiment_command(capsys):
+    from hf_attn.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["experiment", "--quick"])
+    assert exit_info.value.code == 2 and "invalid choice: 'experiment'" in capsys.readouterr().err

@@ -234,3 +234,30 @@ def test_run_killed_with_sigkill_resumes_to_the_same_weights(tokenizer_dir, tmp_
     run_script([sys.executable, "scripts/train.py", str(crashed)])
     assert json.loads((tmp_path / "crash" / "summary.json").read_text())["steps"] == 12
     assert_same_weights(final_weights(tmp_path / "ref"), final_weights(tmp_path / "crash"))
+
+
+def test_checkpoints_of_tied_embeddings_save_without_accelerates_shared_tensor_warning(
+    tokenizer_dir, tmp_path, caplog, capfd, monkeypatch
+):
+    """Issue 25: every save used to log "Removed shared tensor {...} while saving"; ties are stored once, silently."""
+
+    def run(output_dir: Path) -> str:
+        caplog.clear()
+        capfd.readouterr()
+        with caplog.at_level("INFO"):
+            train(tiny_config("transformer_seq2seq", output_dir, tokenizer_dir, max_steps=6, save_every=2))
+        return caplog.text + capfd.readouterr().err
+
+    logs = run(tmp_path / "quiet")
+    assert logs.count("Removed shared tensor") == 0
+    checkpoint = tmp_path / "quiet" / "checkpoints" / "step-00000006"
+    model = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "quiet" / "best")
+    assert model.config.tie_word_embeddings  # the tiny Transformer ties, so its saves have ties to drop
+    stored = load_file(checkpoint / "model.safetensors")
+    assert "lm_head.weight" not in stored and len(stored) < len(model.state_dict())
+
+    # The check can fail: without the hook accelerate warns on each of the 3 saves, and stores the same tensors.
+    monkeypatch.setattr("hf_attn.training.loop.drop_tied_copies", lambda models, weights, output_dir: None)
+    noisy = run(tmp_path / "noisy")
+    assert noisy.count("Removed shared tensor") >= 3
+    assert_same_weights(stored, load_file(tmp_path / "noisy" / "checkpoints" / "step-00000006" / "model.safetensors"))

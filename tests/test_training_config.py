@@ -104,3 +104,42 @@ def test_known_model_fields_include_transformers_aliases():
         model={"hidden_size": 64, "encoder_attention_heads": 4, "decoder_attention_heads": 4},
     )
     assert config.model["hidden_size"] == 64
+
+
+def test_the_shortened_reference_recipe_is_refused_before_any_work(tmp_path, capsys):
+    """Issue 25: 500 updates saving every 250 write 2 checkpoints, but the recipe averages 5: refuse it up front."""
+    from hf_attn.cli import main
+
+    run_dir = tmp_path / "run"
+    argv = ["train", "transformer_reference", "--output-dir", str(run_dir)]
+    argv += ["--set", "max_steps=500", "--set", "eval_every=250", "--set", "save_every=250"]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert "`average_last_checkpoints` (5) is more than the 2 checkpoint(s) this budget writes" in error
+    assert "`max_steps` 500 with `save_every` 250" in error and "set it to null" in error
+    assert not run_dir.exists()  # nothing was built, let alone trained
+    for fix in ("average_last_checkpoints=2", "average_last_checkpoints=null", "save_every=100"):
+        load_training_config("transformer_reference", [*argv[5::2], fix])  # each suggested fix is accepted
+
+
+@pytest.mark.parametrize(
+    ("max_steps", "save_every", "keep", "written"),
+    [(500, 250, 8, 2), (501, 250, 8, 3), (4000, 250, 8, 8), (6, 3, 2, 2), (10, 20, 4, 1)],
+)
+def test_checkpoints_written_counts_the_periodic_saves_and_the_last(max_steps, save_every, keep, written):
+    config = TrainingConfig(max_steps=max_steps, save_every=save_every, keep_checkpoints=keep)
+    assert config.checkpoints_written() == written
+    assert TrainingConfig(max_steps=max_steps, save_every=save_every, keep_checkpoints=keep,
+                          average_last_checkpoints=written).average_last_checkpoints == written  # fmt: skip
+    if written < keep:
+        with pytest.raises(
+            ValueError, match=rf"`average_last_checkpoints` \({written + 1}\) is more than the {written}"
+        ):
+            TrainingConfig(
+                max_steps=max_steps, save_every=save_every, keep_checkpoints=keep, average_last_checkpoints=written + 1
+            )
+
+
+def test_without_a_step_budget_the_count_is_unknown_and_not_refused():
+    config = TrainingConfig(num_epochs=1, save_every=1000, keep_checkpoints=5, average_last_checkpoints=5)
+    assert config.checkpoints_written() is None

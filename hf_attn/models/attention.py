@@ -7,13 +7,19 @@ interface (so ``sdpa`` and other registered backends can replace it); the RNN de
 scorers below follow Bahdanau et al. (2014) and Luong et al. (2015).
 
 Masks are boolean with ``True`` meaning "may attend", the convention ``sdpa`` accepts too.
-This file imports only torch, so it travels with the remote-code files.
+This file imports only torch and its sibling config_validation, so it travels with the remote-code files.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from .config_validation import require_choice
+
+# The RNN decoder's scorers by their ``RNNSeq2SeqConfig.attention_type`` names ("none": no attention, the plain
+# encoder-decoder); the config validates against this tuple, build_rnn_attention builds from it.
+ATTENTION_TYPES = ("bahdanau", "luong_dot", "luong_general", "luong_concat", "none")
 
 
 def causal_mask(query_length: int, key_length: int, device: torch.device) -> torch.Tensor:
@@ -143,6 +149,7 @@ class AdditiveAttention(RNNAttention):
 
 def build_rnn_attention(attention_type: str, query_size: int, key_size: int) -> RNNAttention | None:
     """The scorer named by an ``RNNSeq2SeqConfig.attention_type`` (None for ``"none"``)."""
+    require_choice("attention_type", attention_type, ATTENTION_TYPES)
     if attention_type in ("bahdanau", "luong_concat"):
         return AdditiveAttention(query_size, key_size, attention_size=query_size)
     if attention_type == "luong_general":
@@ -151,9 +158,4 @@ def build_rnn_attention(attention_type: str, query_size: int, key_size: int) -> 
         if query_size != key_size:
             raise ValueError(f"'luong_dot' attention needs equal query and key sizes, got {query_size} and {key_size}.")
         return DotAttention()
-    if attention_type == "none":
-        return None
-    raise ValueError(
-        "`attention_type` must be one of 'bahdanau', 'luong_dot', 'luong_general', 'luong_concat', 'none'; "
-        f"got {attention_type!r}."
-    )
+    return None  # "none"

@@ -53,6 +53,35 @@ def require_token_id(name: str, value: Any, vocab_size: int, optional: bool = Fa
         raise ValueError(f"`{name}` must be a token id in [0, {vocab_size}) (the vocabulary size), got {value!r}.")
 
 
+def require_positive_number(name: str, value: Any, optional: bool = False) -> None:
+    """Raise unless ``value`` is an int or float above 0 (or None if optional); a bool is not a number here."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        suffix = " or None" if optional else ""
+        raise ValueError(f"`{name}` must be a positive number{suffix}, got {value!r}.")
+
+
+def validate_vocabularies(config: Any) -> None:
+    """The checks every hf_attn config shares: vocabulary sizes, one vocabulary when embeddings are shared, token ids.
+
+    ``config`` has ``vocab_size`` (source, or shared), ``decoder_vocab_size`` (target), ``target_vocab_size``,
+    ``share_encoder_decoder_embeddings`` and the four token ids; the pad id indexes the source vocabulary (it pads
+    encoder inputs), the others the target one.
+    """
+    require_positive_int("vocab_size", config.vocab_size)
+    require_positive_int("decoder_vocab_size", config.decoder_vocab_size)
+    if config.share_encoder_decoder_embeddings is True and config.target_vocab_size != config.vocab_size:
+        raise ValueError(
+            f"`decoder_vocab_size` ({config.decoder_vocab_size}) differs from `vocab_size` ({config.vocab_size}) "
+            "but `share_encoder_decoder_embeddings=True` needs one vocabulary; set it to False for separate ones."
+        )
+    require_token_id("pad_token_id", config.pad_token_id, config.vocab_size)
+    require_token_id("bos_token_id", config.bos_token_id, config.target_vocab_size, optional=True)
+    require_token_id("eos_token_id", config.eos_token_id, config.target_vocab_size)
+    require_token_id("decoder_start_token_id", config.decoder_start_token_id, config.target_vocab_size)
+
+
 def described(default: Any, description: str) -> Any:
     """A config field whose meaning travels with it (``metadata["description"]``).
 

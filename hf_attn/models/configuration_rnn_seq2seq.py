@@ -13,18 +13,19 @@ from __future__ import annotations
 
 from transformers import PreTrainedConfig
 
+from .attention import ATTENTION_TYPES
 from .config_validation import (
     described,
     document_fields,
     require_bool,
     require_choice,
     require_positive_int,
+    require_positive_number,
     require_probability,
-    require_token_id,
+    validate_vocabularies,
 )
 
 RNN_TYPES = ("gru", "lstm")
-ATTENTION_TYPES = ("bahdanau", "luong_dot", "luong_general", "luong_concat", "none")
 DECODER_INIT_TYPES = ("bridge", "zero")
 
 
@@ -128,8 +129,8 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
         transformers' name for a config's own checks. Called at the end of ``__post_init__``
         (not through ``@strict``, whose wrapper would turn these ValueErrors into another type).
         """
+        validate_vocabularies(self)
         for name in (
-            "vocab_size",
             "hidden_size",
             "embedding_size",
             "encoder_hidden_size",
@@ -137,7 +138,6 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
             "decoder_layers",
         ):
             require_positive_int(name, getattr(self, name))
-        require_positive_int("decoder_vocab_size", self.decoder_vocab_size)
         for name in (
             "bidirectional_encoder",
             "input_feeding",
@@ -148,22 +148,10 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
             require_bool(name, getattr(self, name))
         for name in ("dropout", "embedding_dropout", "label_smoothing"):
             require_probability(name, getattr(self, name))
-        if self.init_std is not None and (
-            isinstance(self.init_std, bool) or not isinstance(self.init_std, (int, float)) or self.init_std <= 0
-        ):
-            raise ValueError(f"`init_std` must be a positive number or None, got {self.init_std!r}.")
+        require_positive_number("init_std", self.init_std, optional=True)
         require_choice("rnn_type", self.rnn_type, RNN_TYPES)
         require_choice("attention_type", self.attention_type, ATTENTION_TYPES)
         require_choice("decoder_init", self.decoder_init, DECODER_INIT_TYPES)
-        require_token_id("pad_token_id", self.pad_token_id, self.vocab_size)
-        require_token_id("bos_token_id", self.bos_token_id, self.target_vocab_size, optional=True)
-        require_token_id("eos_token_id", self.eos_token_id, self.target_vocab_size)
-        require_token_id("decoder_start_token_id", self.decoder_start_token_id, self.target_vocab_size)
-        if self.share_encoder_decoder_embeddings and self.target_vocab_size != self.vocab_size:
-            raise ValueError(
-                f"`decoder_vocab_size` ({self.decoder_vocab_size}) differs from `vocab_size` ({self.vocab_size}) "
-                "but `share_encoder_decoder_embeddings=True` needs one vocabulary; set it to False for separate ones."
-            )
         if self.attention_type == "luong_dot" and self.encoder_output_size != self.hidden_size:
             raise ValueError(
                 "`attention_type='luong_dot'` scores h_tᵀh̄_s, so the encoder states "

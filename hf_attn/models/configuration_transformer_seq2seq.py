@@ -12,8 +12,9 @@ from .config_validation import (
     require_choice,
     require_non_negative_int,
     require_positive_int,
+    require_positive_number,
     require_probability,
-    require_token_id,
+    validate_vocabularies,
 )
 
 POSITION_EMBEDDING_TYPES = ("sinusoidal", "learned")
@@ -96,8 +97,8 @@ class TransformerSeq2SeqConfig(PreTrainedConfig):
         transformers' name for a config's own checks. Called at the end of ``__post_init__``
         (not through ``@strict``, whose wrapper would turn these ValueErrors into another type).
         """
+        validate_vocabularies(self)
         for name in (
-            "vocab_size",
             "d_model",
             "encoder_attention_heads",
             "decoder_attention_heads",
@@ -108,7 +109,6 @@ class TransformerSeq2SeqConfig(PreTrainedConfig):
             require_positive_int(name, getattr(self, name))
         require_non_negative_int("encoder_layers", self.encoder_layers)
         require_positive_int("decoder_layers", self.decoder_layers)
-        require_positive_int("decoder_vocab_size", self.decoder_vocab_size)
         for heads_name in ("encoder_attention_heads", "decoder_attention_heads"):
             heads = getattr(self, heads_name)
             if self.d_model % heads:
@@ -119,19 +119,8 @@ class TransformerSeq2SeqConfig(PreTrainedConfig):
         require_choice("position_embedding_type", self.position_embedding_type, POSITION_EMBEDDING_TYPES)
         for name in ("normalize_before", "scale_embedding", "share_encoder_decoder_embeddings", "tie_word_embeddings"):
             require_bool(name, getattr(self, name))
-        if self.share_encoder_decoder_embeddings and self.target_vocab_size != self.vocab_size:
-            raise ValueError(
-                f"`decoder_vocab_size` ({self.decoder_vocab_size}) differs from `vocab_size` ({self.vocab_size}) "
-                "but `share_encoder_decoder_embeddings=True` needs one vocabulary; set it to False for separate ones."
-            )
-        if not isinstance(self.layer_norm_eps, (int, float)) or self.layer_norm_eps <= 0:
-            raise ValueError(f"`layer_norm_eps` must be a positive number, got {self.layer_norm_eps!r}.")
-        if self.init_std is not None and (not isinstance(self.init_std, (int, float)) or self.init_std <= 0):
-            raise ValueError(f"`init_std` must be a positive number or None, got {self.init_std!r}.")
-        require_token_id("pad_token_id", self.pad_token_id, self.vocab_size)
-        require_token_id("bos_token_id", self.bos_token_id, self.target_vocab_size, optional=True)
-        require_token_id("eos_token_id", self.eos_token_id, self.target_vocab_size)
-        require_token_id("decoder_start_token_id", self.decoder_start_token_id, self.target_vocab_size)
+        require_positive_number("layer_norm_eps", self.layer_norm_eps)
+        require_positive_number("init_std", self.init_std, optional=True)
 
 
 document_fields(TransformerSeq2SeqConfig)

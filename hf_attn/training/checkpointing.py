@@ -192,6 +192,30 @@ def read_rng_state(checkpoint: Path, process_index: int) -> tuple[dict[str, Any]
     return states, None
 
 
+def alias_groups(tensors: dict[str, Any]) -> list[list[str]]:
+    """Names of ``tensors`` grouped by the one tensor they are (same memory, shape and strides: tied parameters),
+    in ``tensors``' order; a name with no alias is a group of one."""
+    groups: dict[tuple[int, tuple[int, ...], tuple[int, ...]], list[str]] = {}
+    for name, tensor in tensors.items():
+        groups.setdefault((tensor.data_ptr(), tuple(tensor.shape), tuple(tensor.stride())), []).append(name)
+    return list(groups.values())
+
+
+def drop_tied_copies(models: list[Any], weights: list[dict[str, Any]], output_dir: str) -> None:
+    """``Accelerator.register_save_state_pre_hook``: store each tied tensor once, under its first name.
+
+    accelerate would do the same while saving to safetensors, but with a warning on every save ("Removed shared
+    tensor ... check by verifying that you don't receive any warning while reloading"). The ties (output projection
+    and target embeddings; shared encoder/decoder embeddings) are the model's own, remade by ``tie_weights`` when it
+    is built and kept while resuming (the file's tensor is loaded into the one shared parameter), so there is
+    nothing for users to check. Only full aliases are dropped; tensors that merely overlap are left to accelerate.
+    """
+    for state_dict in weights:
+        for group in alias_groups(state_dict):
+            for name in group[1:]:
+                del state_dict[name]
+
+
 def check_model_weights(checkpoint: Path, expected: dict[str, Any]) -> None:
     """Raise unless ``model.safetensors`` holds exactly the tensors (names and shapes) of the model being trained."""
     from safetensors import safe_open
@@ -206,10 +230,7 @@ def check_model_weights(checkpoint: Path, expected: dict[str, Any]) -> None:
         raise CheckpointError(f"{path} is damaged or truncated and cannot be read ({error}).") from None
     wanted = {name: tuple(tensor.shape) for name, tensor in expected.items()}
     # Tied parameters share one tensor, which the file holds under one of their names.
-    aliases: dict[tuple[int, tuple[int, ...]], list[str]] = {}
-    for name, tensor in expected.items():
-        aliases.setdefault((tensor.data_ptr(), wanted[name]), []).append(name)
-    missing = sorted(names[0] for names in aliases.values() if not any(name in shapes for name in names))
+    missing = sorted(names[0] for names in alias_groups(expected) if not any(name in shapes for name in names))
     unexpected = sorted(set(shapes) - set(wanted))
     resized = [
         f"{name} {shapes[name]} there, {wanted[name]} here"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,10 +136,10 @@ class TrainingConfig:
         require_non_negative_int("warmup_steps", self.warmup_steps)
         require_non_negative_int("seed", self.seed)
         self._check_vocabularies()
-        self._check_averaging()
         for name in ("max_steps", "early_stopping_patience", "max_train_examples", "tokenizer_sample_size"):
             if getattr(self, name) is not None:
                 require_positive_int(name, getattr(self, name))
+        self._check_averaging()
         for name in ("learning_rate", "adam_epsilon", "max_grad_norm"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value <= 0:
@@ -177,15 +178,32 @@ class TrainingConfig:
             raise ValueError(f"The `model` block does not make a valid {config_class.__name__}: {error}") from error
 
     def _check_averaging(self) -> None:
-        """The checkpoints to average must still be there: ``keep_checkpoints`` keeps at least as many."""
+        """Averaging runs after training, so refuse now what cannot work then: the checkpoints to average must be
+        kept (``keep_checkpoints``) and, with a ``max_steps`` budget, written (one every ``save_every`` updates and
+        one at the end). A run that stops sooner than its budget averages what it has, with a warning."""
         if self.average_last_checkpoints is None:
             return
-        require_positive_int("average_last_checkpoints", self.average_last_checkpoints)
-        if self.average_last_checkpoints > self.keep_checkpoints:
+        count = self.average_last_checkpoints
+        require_positive_int("average_last_checkpoints", count)
+        if count > self.keep_checkpoints:
             raise ValueError(
-                f"`average_last_checkpoints` ({self.average_last_checkpoints}) needs as many saved checkpoints, "
+                f"`average_last_checkpoints` ({count}) needs as many saved checkpoints, "
                 f"but `keep_checkpoints` is {self.keep_checkpoints}; raise it."
             )
+        written = self.checkpoints_written()
+        if written is not None and count > written:
+            raise ValueError(
+                f"`average_last_checkpoints` ({count}) is more than the {written} checkpoint(s) this budget writes "
+                f"(`max_steps` {self.max_steps} with `save_every` {self.save_every}: one every {self.save_every} "
+                f"updates and one at the end); lower it to {written} or set it to null (no averaging), or lower "
+                "`save_every`. Refused before training so the run does not fail after it."
+            )
+
+    def checkpoints_written(self) -> int | None:
+        """How many checkpoints a run of ``max_steps`` updates holds at its end (None without that budget)."""
+        if self.max_steps is None:
+            return None
+        return min(math.ceil(self.max_steps / self.save_every), self.keep_checkpoints)
 
     def _check_vocabularies(self) -> None:
         """Separate vocabularies need unshared embeddings; a target size without them would be ignored."""

@@ -68,6 +68,7 @@ from .checkpointing import (
     checkpoint_dir,
     clean_leftovers,
     convert_legacy_progress,
+    drop_tied_copies,
     latest_checkpoint,
     load_plain_data,
     lock_output_dir,
@@ -180,6 +181,7 @@ class TrainingSummary:
     mixed_precision: str
     averaged_model_dir: str | None = None
     averaged_dev_bleu: float | None = None
+    averaged_checkpoints: int | None = None
 
 
 class TrainingRun:
@@ -259,6 +261,7 @@ class TrainingRun:
         )
         scheduler = get_inverse_sqrt_schedule(optimizer, num_warmup_steps=config.warmup_steps)
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+        self.accelerator.register_save_state_pre_hook(drop_tied_copies)  # no "Removed shared tensor" per save
         # Saved as JSON next to accelerate's state, not through register_for_checkpointing, whose
         # loader unpickles with weights_only=False: a crafted file in a run folder would run code.
         self.progress = TrainingProgress()
@@ -340,47 +343,42 @@ class TrainingRun:
                 signal.signal(number, signal.SIG_DFL if handler is None else handler)
 
     def run(self) -> TrainingSummary:
-        self._bar = None
-        try:
-            with self._stop_on_signals():
-                return self._run()
-        finally:
-            if self._bar is not None:
-                self._bar.close()  # also when a step or a save fails
+        with self._stop_on_signals():
+            return self._run()
 
     def _run(self) -> TrainingSummary:
         config, progress = self.config, self.progress
-        bar = self._bar = tqdm(
+        # The bar closes on every path (the budget spent, a stop signal, a failing step or save) before what follows.
+        with tqdm(
             total=config.max_steps,
             initial=progress.step,
             desc=f"train {config.model_type}",
             disable=not self.accelerator.is_local_main_process,
-        )
-        stopped_because = self._stop_reason()
-        while stopped_because is None and progress.epoch < config.num_epochs:
-            self.sampler.set_epoch(progress.epoch, skip_batches=progress.batches_in_epoch)
-            batches = iter(self.loader)
-            while stopped_because is None and (window := list(islice(batches, config.gradient_accumulation_steps))):
-                started = time.perf_counter()
-                train_loss, source_tokens, target_tokens = self._optimizer_step(window)
-                progress.train_seconds += time.perf_counter() - started
-                progress.step += 1
-                progress.batches_in_epoch += len(window)
-                progress.source_tokens += source_tokens
-                progress.target_tokens += target_tokens
-                bar.update(1)
-                bar.set_postfix(loss=f"{train_loss:.3f}")
-                if progress.step % config.log_every == 0:
-                    self._record({"train_loss": train_loss, "learning_rate": self.scheduler.get_last_lr()[0]})
-                if progress.step % config.eval_every == 0:
-                    self._evaluate()
-                if progress.step % config.save_every == 0:
-                    self._save_checkpoint()
-                stopped_because = self._stop_reason()
-            if stopped_because is None:
-                progress.epoch += 1
-                progress.batches_in_epoch = 0
-        bar.close()
+        ) as bar:
+            stopped_because = self._stop_reason()
+            while stopped_because is None and progress.epoch < config.num_epochs:
+                self.sampler.set_epoch(progress.epoch, skip_batches=progress.batches_in_epoch)
+                batches = iter(self.loader)
+                while stopped_because is None and (window := list(islice(batches, config.gradient_accumulation_steps))):
+                    started = time.perf_counter()
+                    train_loss, source_tokens, target_tokens = self._optimizer_step(window)
+                    progress.train_seconds += time.perf_counter() - started
+                    progress.step += 1
+                    progress.batches_in_epoch += len(window)
+                    progress.source_tokens += source_tokens
+                    progress.target_tokens += target_tokens
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{train_loss:.3f}")
+                    if progress.step % config.log_every == 0:
+                        self._record({"train_loss": train_loss, "learning_rate": self.scheduler.get_last_lr()[0]})
+                    if progress.step % config.eval_every == 0:
+                        self._evaluate()
+                    if progress.step % config.save_every == 0:
+                        self._save_checkpoint()
+                    stopped_because = self._stop_reason()
+                if stopped_because is None:
+                    progress.epoch += 1
+                    progress.batches_in_epoch = 0
         if stopped_because in {number.name for number in STOP_SIGNALS}:
             if self._saved_step != progress.step:
                 self._save_checkpoint()
@@ -543,31 +541,44 @@ class TrainingRun:
         self._saved_step = self.progress.step
         accelerator.wait_for_everyone()
 
-    def _average_last_checkpoints(self) -> tuple[str, float] | None:
+    def _average_last_checkpoints(self) -> tuple[str, float, int] | None:
         """With ``average_last_checkpoints: N``, average the last N checkpoints into ``output_dir/averaged``.
 
-        Returns the averaged model's folder and dev BLEU (same dev verses and beam as the
-        periodic evaluations), or None when averaging is off.
+        Returns the averaged model's folder, dev BLEU (same dev verses and beam as the periodic
+        evaluations) and how many checkpoints it averages, or None when averaging is off or
+        the run holds fewer than two.
         """
         count, accelerator = self.config.average_last_checkpoints, self.accelerator
         if count is None:
             return None
         result = None
         if accelerator.is_main_process:
-            folder = average_checkpoints(
-                last_checkpoints(self.checkpoints_root, count),
-                self.output_dir / AVERAGED_MODEL_DIR,
-                reference=self.output_dir / BEST_MODEL_DIR,
-            )
-            model = AutoModelForSeq2SeqLM.from_pretrained(folder).to(accelerator.device)
-            result = (str(folder), self._dev_scores(model)["bleu"])
-            logger.info(
-                "Average of the last %d checkpoints: dev BLEU %.2f (best single %.2f)",
-                count,
-                result[1],
-                self.progress.best_bleu,
-            )
+            checkpoints = last_checkpoints(self.checkpoints_root, count)
+            if len(checkpoints) < count:
+                # The config refuses a max_steps budget that writes too few; a run that stopped sooner (early
+                # stopping, max_minutes, num_epochs) averages what it has rather than fail after training.
+                logger.warning(
+                    "average_last_checkpoints is %d but the run stopped with %d checkpoint(s) in %s; %s",
+                    count,
+                    len(checkpoints),
+                    self.checkpoints_root,
+                    "averaging those" if len(checkpoints) > 1 else "nothing to average, so no averaged model",
+                )
+            if len(checkpoints) > 1:
+                folder = average_checkpoints(
+                    checkpoints, self.output_dir / AVERAGED_MODEL_DIR, reference=self.output_dir / BEST_MODEL_DIR
+                )
+                result = (*self._score_averaged(folder, len(checkpoints)), len(checkpoints))
         return broadcast_object_list([result])[0]
+
+    def _score_averaged(self, folder: Path, count: int) -> tuple[str, float]:
+        """The averaged model's folder and its dev BLEU (same dev verses and beam as the periodic evaluations)."""
+        model = AutoModelForSeq2SeqLM.from_pretrained(folder).to(self.accelerator.device)
+        bleu = self._dev_scores(model)["bleu"]
+        logger.info(
+            "Average of the last %d checkpoints: dev BLEU %.2f (best single %.2f)", count, bleu, self.progress.best_bleu
+        )
+        return str(folder), bleu
 
     def _stop_reason(self) -> str | None:
         """Why training should stop now (the same answer on every process), or None."""
@@ -596,7 +607,7 @@ class TrainingRun:
         flag = torch.tensor([self._stop_signal or 0], device=self.accelerator.device)
         return int(self.accelerator.gather(flag).max())
 
-    def _finish(self, stopped_because: str, averaged: tuple[str, float] | None) -> TrainingSummary:
+    def _finish(self, stopped_because: str, averaged: tuple[str, float, int] | None) -> TrainingSummary:
         progress, accelerator = self.progress, self.accelerator
         seconds = max(progress.train_seconds, 1e-9)
         summary = TrainingSummary(
@@ -617,6 +628,7 @@ class TrainingRun:
             best_step=progress.best_step,
             averaged_model_dir=averaged[0] if averaged else None,
             averaged_dev_bleu=averaged[1] if averaged else None,
+            averaged_checkpoints=averaged[2] if averaged else None,
             num_processes=accelerator.num_processes,
             device=str(accelerator.device),
             mixed_precision=self.config.mixed_precision,

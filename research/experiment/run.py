@@ -158,9 +158,9 @@ def make_settings(
 
 
 def command_line(settings: ExperimentSettings) -> str:
-    """The ``hf-attn experiment`` command that reproduces ``settings`` (options that differ from the defaults)."""
+    """The `python scripts/seed_experiment.py` command reproducing `settings` (options that differ from defaults)."""
     baseline = make_settings(quick=settings.quick)
-    words = ["hf-attn", "experiment"] + (["--quick"] if settings.quick else [])
+    words = ["python", "scripts/seed_experiment.py"] + (["--quick"] if settings.quick else [])
     options = {
         "output_dir": "--output-dir",
         "docs_dir": "--docs-dir",
