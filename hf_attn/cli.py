@@ -143,37 +143,27 @@ def _run_average(args: argparse.Namespace) -> int:
 
 
 def _add_translate(subparsers: argparse._SubParsersAction) -> None:
+    from .decoding_cli import add_decoding_arguments, add_output_arguments, run_translate
+
     parser = subparsers.add_parser(
         "translate",
-        help="Translate text with a saved model (beam search).",
-        description="Translate one or more sentences (arguments, or lines on standard input with '-').",
+        help="Translate text with a saved model: beam search or sampling, n-best lists, scores, alignments.",
+        description="Translate sentences given as arguments, lines of --input FILE, or lines on standard input with "
+        "'-' (read line by line: each batch is printed as soon as it is translated). An empty line translates to an "
+        "empty line.",
     )
     parser.add_argument("model_dir", help="a save_pretrained folder (model + tokenizer)")
-    parser.add_argument(
-        "text",
-        nargs="+",
-        help="sentences to translate, or '-' to read lines from stdin (an empty line translates to an empty line)",
-    )
-    parser.add_argument("--num-beams", type=positive_int, default=4)
+    parser.add_argument("text", nargs="*", help="sentences to translate, or '-' to read lines from stdin")
+    add_decoding_arguments(parser)
+    add_output_arguments(parser)
     _add_engine_argument(parser)
-    parser.set_defaults(handler=_run_translate_on_engine)
+    parser.set_defaults(handler=run_translate)
 
 
-def _sources(args: argparse.Namespace) -> tuple[list[str], bool]:
-    """The sentences to translate, and whether they came from stdin (then a progress bar is shown)."""
-    from_stdin = args.text == ["-"]
-    return ([line.rstrip("\n") for line in sys.stdin] if from_stdin else args.text), from_stdin
+def _add_score(subparsers: argparse._SubParsersAction) -> None:
+    from .decoding_cli import add_score
 
-
-def _run_translate(args: argparse.Namespace) -> int:
-    from .generation import translate
-    from .inference import load_model_and_tokenizer
-
-    sources, from_stdin = _sources(args)
-    model, tokenizer = load_model_and_tokenizer(args.model_dir)
-    for hypothesis in translate(model, tokenizer, sources, num_beams=args.num_beams, progress=from_stdin):
-        print(hypothesis)
-    return 0
+    add_score(subparsers, _add_engine_argument)
 
 
 def _add_engine_argument(parser: argparse.ArgumentParser) -> None:
@@ -194,16 +184,6 @@ def _ctranslate2_model(folder: str):
         return CTranslate2Model(folder)
     except ImportError as error:
         raise SystemExit(f"error: {error}") from None
-
-
-def _run_translate_on_engine(args: argparse.Namespace) -> int:
-    if args.engine == "torch":
-        return _run_translate(args)
-    sources, from_stdin = _sources(args)
-    model = _ctranslate2_model(args.model_dir)
-    for hypothesis in model.translate(sources, num_beams=args.num_beams, progress=from_stdin):
-        print(hypothesis)
-    return 0
 
 
 def _run_evaluate_on_engine(args: argparse.Namespace) -> int:
@@ -440,6 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_train,
         _add_evaluate,
         _add_translate,
+        _add_score,
         _add_average,
         _add_export,
         _add_card,
