@@ -160,6 +160,12 @@ def _add_translate(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_translate)
 
 
+def _add_serve(subparsers: argparse._SubParsersAction) -> None:
+    from .serving.cli import add_serve
+
+    add_serve(subparsers, _add_engine_argument)
+
+
 def _add_score(subparsers: argparse._SubParsersAction) -> None:
     from .decoding_cli import add_score
 
@@ -421,6 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_evaluate,
         _add_translate,
         _add_score,
+        _add_serve,
         _add_average,
         _add_export,
         _add_card,

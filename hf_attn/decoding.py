@@ -128,6 +128,7 @@ class RawHypothesis:
     ids: list[int]
     score: float
     attention: np.ndarray | None = None  # (target steps, source tokens), averaged over heads
+    token_log_probs: list[float] | None = None  # when given, the score is recomputed over the cut hypothesis
 
 
 @dataclass
@@ -201,10 +202,11 @@ def decode_in_batches(
         for index, limit, raw in zip(batch, limits, decode_batch([encoded[i] for i in batch], max(limits))):
             source_ids = encoded[index]
             results[index].source_tokens = _source_tokens(tokenizer, source_ids)
-            results[index].hypotheses = [
+            hypotheses = [
                 _hypothesis(tokenizer, hypothesis, limit, source_ids, special, options, eos_ids, pad_id)
                 for hypothesis in raw
             ]
+            results[index].hypotheses = sorted(hypotheses, key=lambda hypothesis: -hypothesis.score)
     return results
 
 
@@ -219,9 +221,12 @@ def _hypothesis(
     pad_id: int | None,
 ) -> Hypothesis:
     ids = cut_generated(raw.ids, limit, eos_ids, pad_id).tolist()
+    score = raw.score
+    if raw.token_log_probs is not None:  # the tokens kept, not those a longer batch neighbour let it run on to
+        score = sum(raw.token_log_probs[: len(ids)]) / max(len(ids), 1) ** options.length_penalty
     hypothesis = Hypothesis(
         text=tokenizer.decode(ids, skip_special_tokens=True).strip(),
-        score=float(raw.score),
+        score=float(score),
         target_tokens=tokenizer.convert_ids_to_tokens(ids),
     )
     if options.alignment is not None and raw.attention is not None:
@@ -264,38 +269,35 @@ def torch_generate_kwargs(options: DecodingOptions) -> dict[str, Any]:
     return {**kwargs, **beam_stopping(options.num_beams if not options.sample else 1)}
 
 
-def _sequence_scores(model: PreTrainedModel, output: Any, options: DecodingOptions, eos_ids, pad_id) -> list[float]:
-    """Beam search's own ranking scores; for greedy and sampling the same quantity from the token log-probabilities."""
-    if getattr(output, "sequences_scores", None) is not None:
-        return output.sequences_scores.tolist()
-    steps = model.compute_transition_scores(output.sequences, output.scores, normalize_logits=True)
-    scores = []
-    for row, step_scores in zip(output.sequences[:, 1:], steps):
-        length = len(cut_generated(row, len(row), eos_ids, pad_id))
-        scores.append(float(step_scores[:length].sum()) / max(length, 1) ** options.length_penalty)
-    return scores
+def _teacher_forced(
+    model: PreTrainedModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    sequences: torch.Tensor,
+    layer: int | None,
+) -> tuple[torch.Tensor, np.ndarray | None]:
+    """Each generated token's log-probability, and ``layer``'s cross-attention (mean over heads) if asked.
 
-
-def _teacher_forced_attention(
-    model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, sequences: torch.Tensor, layer: int
-) -> np.ndarray:
-    """Cross-attention of ``layer`` (mean over heads) while the decoder re-reads its own output: (rows, target, source).
-
-    In eval mode this is the attention the model paid while generating each token (cached and
-    uncached decoding agree), for any number of beams or samples per source.
+    The decoder re-reads its own output: in eval mode these are the probabilities and the
+    attention of the decoding itself (cached and uncached decoding agree), for any number of
+    beams or samples per source, and they do not depend on the batch (beam search's own
+    scores do: a hypothesis cut at its source's bound was scored over the batch's longer one).
     """
     output = model(
         input_ids=input_ids,
         attention_mask=attention_mask,
         decoder_input_ids=sequences[:, :-1],
-        output_attentions=True,
+        output_attentions=layer is not None,
     )
+    log_probs = torch.log_softmax(output.logits.float(), dim=-1).gather(-1, sequences[:, 1:].unsqueeze(-1)).squeeze(-1)
+    if layer is None:
+        return log_probs, None
     layers = output.cross_attentions
     if not layers or any(weights is None for weights in layers):
         raise ValueError("The model returned no cross-attention weights, so no alignment can be given.")
     if not -len(layers) <= layer < len(layers):
         raise ValueError(f"alignment_layer {layer} does not exist: the model has {len(layers)} attention layer(s).")
-    return layers[layer].float().mean(dim=1).cpu().numpy()
+    return log_probs, layers[layer].float().mean(dim=1).cpu().numpy()
 
 
 def torch_decoder(
@@ -303,35 +305,24 @@ def torch_decoder(
 ) -> DecodeBatch:
     """``decode_batch`` on ``model.generate`` with ``options``."""
     kwargs = torch_generate_kwargs(options)
-    eos_ids, pad_id = _end_token_ids(model, tokenizer)
 
     def decode_batch(rows: list[list[int]], limit: int) -> list[list[RawHypothesis]]:
         input_ids, attention_mask = _padded(rows, tokenizer.pad_token_id, device)
-        output = model.generate(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            max_new_tokens=limit,
-            output_scores=True,
-            return_dict_in_generate=True,
-            **kwargs,
+        sequences = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=limit, **kwargs)
+        repeat = options.n_best
+        log_probs, attention = _teacher_forced(
+            model,
+            input_ids.repeat_interleave(repeat, dim=0),
+            attention_mask.repeat_interleave(repeat, dim=0),
+            sequences,
+            options.alignment_layer if options.alignment is not None else None,
         )
-        scores = _sequence_scores(model, output, options, eos_ids, pad_id)
-        attention = None
-        if options.alignment is not None:
-            repeat = options.n_best
-            attention = _teacher_forced_attention(
-                model,
-                input_ids.repeat_interleave(repeat, dim=0),
-                attention_mask.repeat_interleave(repeat, dim=0),
-                output.sequences,
-                options.alignment_layer,
-            )
-        generated = output.sequences[:, 1:].cpu().tolist()  # column 0 is the decoder start token
+        generated = sequences[:, 1:].cpu().tolist()  # column 0 is the decoder start token
         hypotheses = [
-            RawHypothesis(ids, score, None if attention is None else attention[row])
-            for row, (ids, score) in enumerate(zip(generated, scores))
+            RawHypothesis(ids, 0.0, None if attention is None else attention[row], log_probs[row].tolist())
+            for row, ids in enumerate(generated)
         ]
-        return [hypotheses[i : i + options.n_best] for i in range(0, len(hypotheses), options.n_best)]
+        return [hypotheses[i : i + repeat] for i in range(0, len(hypotheses), repeat)]
 
     return decode_batch
 

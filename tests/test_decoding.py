@@ -15,7 +15,6 @@ from tiny_seq2seq import (
     MODEL_TYPES,
     one_torch_thread,  # noqa: F401 - applies the fixture to this module
     save_tiny_model,
-    small_tokenizer,
 )
 
 from hf_attn.cli import main as cli_main
@@ -41,7 +40,9 @@ def ctranslate2_dir(model_dirs, tmp_path_factory) -> Path:
     pytest.importorskip("ctranslate2")
     from hf_attn.deploy import export_model
 
-    return export_model(model_dirs["transformer_seq2seq"], tmp_path_factory.mktemp("ct2") / "f32", quantization="float32")
+    return export_model(
+        model_dirs["transformer_seq2seq"], tmp_path_factory.mktemp("ct2") / "f32", quantization="float32"
+    )
 
 
 def _loaded(path: Path):
