@@ -83,11 +83,12 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model_dir", help="a save_pretrained folder (model + tokenizer)")
     parser.add_argument("--data", help="user data (TSV/JSONL/saved dataset); default: the bundled Bible corpus")
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    parser.add_argument("--num-beams", type=positive_int, default=4)
-    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--max-examples", type=positive_int, help="evaluate only the first N examples")
     parser.add_argument("--output-dir", help="where hypotheses.txt and metrics.json go (default: MODEL_DIR/eval-SPLIT)")
     _add_engine_argument(parser)
+    from .decoding_cli import add_decoding_arguments
+
+    add_decoding_arguments(parser, alignment=False)
     parser.set_defaults(handler=_run_evaluate_on_engine)
 
 
@@ -95,9 +96,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .data import load_bible_corpus, load_parallel_data
+    from .decoding_cli import evaluation_decoding
     from .evaluation import evaluate_model
     from .inference import load_model_and_tokenizer
 
+    num_beams, decoding = evaluation_decoding(args)
     model, tokenizer = load_model_and_tokenizer(args.model_dir)
     corpus = load_bible_corpus() if args.data is None else load_parallel_data(args.data)
     if args.split not in corpus:
@@ -108,10 +111,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         tokenizer,
         corpus[args.split],
         output_dir=output_dir,
-        num_beams=args.num_beams,
+        num_beams=num_beams,
         batch_size=args.batch_size,
         max_examples=args.max_examples,
         progress=True,
+        decoding=decoding,
     )
     print(json.dumps(metrics, indent=2))
     return 0
@@ -195,16 +199,19 @@ def _ctranslate2_model(folder: str):
 def _run_evaluate_on_engine(args: argparse.Namespace) -> int:
     if args.engine == "torch":
         return _run_evaluate(args)
+    from .decoding_cli import evaluation_decoding
     from .deploy.ctranslate2_evaluate import evaluate_ctranslate2
 
+    num_beams, decoding = evaluation_decoding(args)
     metrics = evaluate_ctranslate2(
         _ctranslate2_model(args.model_dir),
         data=args.data,
         split=args.split,
         output_dir=args.output_dir,
-        num_beams=args.num_beams,
+        num_beams=num_beams,
         batch_size=args.batch_size,
         max_examples=args.max_examples,
+        decoding=decoding,
     )
     print(json.dumps(metrics, indent=2))
     return 0

@@ -10,6 +10,7 @@ for an exported folder. An option an engine lacks is refused by name, never sile
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .generation import (
+    Translations,
     _end_token_ids,
     _eval_mode,
     _padded,
@@ -359,3 +361,24 @@ def decode(
             eos_ids=eos_ids,
             pad_id=pad_id,
         )
+
+
+DecodeSources = Callable[[list[str], DecodingOptions, int], list[SourceTranslations]]
+"""(sources, options, batch_size) -> n-best lists: an engine's ``decode``."""
+
+
+def best_translations(decode_sources: DecodeSources, options: DecodingOptions) -> Callable[..., Translations]:
+    """A ``translate`` for :func:`hf_attn.evaluation.evaluate_translator`: each source's best hypothesis, timed.
+
+    ``evaluate_translator`` passes its beam and length penalty too; ``options`` already hold them.
+    """
+
+    def translate(sources: Sequence[str], *, batch_size: int, progress: bool = False, **_: Any) -> Translations:
+        began = time.perf_counter()
+        results = decode_sources(list(sources), options, batch_size)
+        seconds = time.perf_counter() - began
+        best = [result.hypotheses[0] if result.hypotheses else None for result in results]
+        texts = [hypothesis.text if hypothesis else "" for hypothesis in best]
+        return Translations(texts, seconds, sum(len(h.target_tokens) for h in best if h))
+
+    return translate

@@ -21,11 +21,13 @@ if TYPE_CHECKING:  # the library is imported when a command runs, so `hf-attn --
     from .decoding import DecodingOptions, SourceTranslations
 
 
-def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+def add_decoding_arguments(parser: argparse.ArgumentParser, *, alignment: bool = True) -> None:
     """The decoding flags (engines: both unless said); checked by :class:`DecodingOptions` before loading a model."""
+    from .cli import positive_int
+
     group = parser.add_argument_group("decoding")
-    group.add_argument("--num-beams", type=int, help="beam size (default: 4; 1 with --sample)")
-    group.add_argument("--n-best", type=int, default=1, help="hypotheses per source, with scores (default: 1)")
+    group.add_argument("--num-beams", type=positive_int, help="beam size (default: 4; 1 with --sample)")
+    group.add_argument("--n-best", type=positive_int, default=1, help="hypotheses per source, with scores (default: 1)")
     group.add_argument("--length-penalty", type=float, default=1.0, help="score = log-prob / length^this (default 1)")
     group.add_argument("--no-repeat-ngram-size", type=int, default=0, help="forbid repeating n-grams of this size")
     group.add_argument("--sample", action="store_true", help="sample instead of beam search")
@@ -35,9 +37,10 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=int, help="random seed for sampling")
     group.add_argument("--max-length-ratio", type=float, help="at most RATIO × source tokens (default 1.5× + 10)")
     group.add_argument("--coverage-penalty", type=float, default=0.0, help="ctranslate2 engine only")
-    group.add_argument("--alignment", choices=("hard", "soft"), help="hard: Pharaoh i-j pairs; soft: matrix (json)")
-    group.add_argument("--alignment-layer", type=int, default=-1, help="attention layer for alignments (default: last)")
-    group.add_argument("--batch-size", type=int, default=32)
+    if alignment:
+        group.add_argument("--alignment", choices=("hard", "soft"), help="hard: Pharaoh i-j pairs; soft: matrix (json)")
+        group.add_argument("--alignment-layer", type=int, default=-1, help="layer for alignments (default: last)")
+    group.add_argument("--batch-size", type=positive_int, default=32)
 
 
 def decoding_options(args: argparse.Namespace) -> DecodingOptions:
@@ -57,9 +60,24 @@ def decoding_options(args: argparse.Namespace) -> DecodingOptions:
         seed=args.seed,
         max_length_ratio=args.max_length_ratio,
         coverage_penalty=args.coverage_penalty,
-        alignment=args.alignment,
-        alignment_layer=args.alignment_layer,
+        alignment=getattr(args, "alignment", None),
+        alignment_layer=getattr(args, "alignment_layer", -1),
     )
+
+
+def evaluation_decoding(args: argparse.Namespace) -> tuple[int, DecodingOptions | None]:
+    """``hf-attn evaluate``'s beam, and options for :mod:`hf_attn.decoding` when any beyond the beam are set.
+
+    Plain beam search keeps the evaluation path that CTranslate2 reproduces token for token.
+    """
+    from dataclasses import replace
+
+    from .decoding import DecodingOptions, check_engine_supports
+
+    options = decoding_options(args)
+    check_engine_supports(options, args.engine)
+    plain = replace(DecodingOptions(), num_beams=options.num_beams)
+    return options.num_beams, None if options == plain else options
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
@@ -159,8 +177,6 @@ def run_translate(args: argparse.Namespace) -> int:
     check_engine_supports(options, args.engine)
     if options.alignment == "soft" and args.format != "json":
         raise ValueError("--alignment soft prints a matrix: use it with --format json.")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be a positive integer, got {args.batch_size}.")
     lines, given = _input_lines(args)
     engine = load_engine(args.model_dir, args.engine)
     batches = iter([given]) if given is not None else stream_batches(lines, args.batch_size)

@@ -193,3 +193,20 @@ def test_stdin_pipe_gets_the_first_translation_before_stdin_closes(model_dirs):
         assert process.wait(timeout=60) == 0
     finally:
         process.kill()
+
+
+def test_evaluate_takes_the_decoding_options_on_both_engines(model_dirs, ctranslate2_dir, tmp_path, capsys):
+    import json
+
+    data = tmp_path / "pairs.tsv"
+    data.write_text("".join(f"{SOURCES[0]} {i}\t{TARGETS[0]} {i}\n" for i in range(40)), encoding="utf-8")
+    for folder, engine, option, field, value in (
+        (model_dirs["transformer_seq2seq"], "torch", ["--no-repeat-ngram-size", "2"], "no_repeat_ngram_size", 2),
+        (ctranslate2_dir, "ctranslate2", ["--coverage-penalty", "0.2"], "coverage_penalty", 0.2),
+    ):
+        out = tmp_path / engine
+        argv = ["evaluate", str(folder), "--data", str(data), "--split", "train", "--engine", engine, *option]
+        assert cli_main([*argv, "--num-beams", "2", "--max-examples", "2", "--output-dir", str(out)]) == 0
+        metrics = json.loads(capsys.readouterr().out)
+        assert metrics["n"] == 2 and metrics["num_beams"] == 2 and metrics["decoding"][field] == value
+        assert len((out / "hypotheses.txt").read_text(encoding="utf-8").splitlines()) == 2
