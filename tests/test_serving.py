@@ -225,3 +225,13 @@ def test_page_translates_and_draws_the_attention_in_a_real_browser(server):
 def test_the_page_loads_nothing_from_another_host():
     page = (Path(__file__).resolve().parents[1] / "hf_attn" / "serving" / "static" / "index.html").read_text()
     assert "http://" not in page and "https://" not in page and "//cdn" not in page
+
+
+def test_load_test_counts_requests_latencies_and_errors(server):
+    from research.benchmark.load_test import run_clients
+
+    row = run_clients(server.url, [SENTENCE, "And God said"], 2, 30.0, 4, 1, "two clients").row()
+    assert row["requests"] == 4 and row["errors"] == 0 and row["sentences_per_s"] > 0
+    assert 0 < row["p50_s"] <= row["p95_s"] <= row["p99_s"]
+    broken = run_clients(server.url + "/missing", [SENTENCE], 1, 30.0, 2, 1, "wrong route").row()
+    assert broken["errors"] == 2 and broken["requests"] == 0
