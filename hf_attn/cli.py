@@ -147,7 +147,7 @@ def _run_average(args: argparse.Namespace) -> int:
 
 
 def _add_translate(subparsers: argparse._SubParsersAction) -> None:
-    from .decoding_cli import add_decoding_arguments, add_output_arguments, run_translate
+    from .decoding_cli import IntermixedArgumentParser, add_decoding_arguments, add_output_arguments, run_translate
 
     parser = subparsers.add_parser(
         "translate",
@@ -157,6 +157,7 @@ def _add_translate(subparsers: argparse._SubParsersAction) -> None:
         "empty line.",
     )
     parser.add_argument("model_dir", help="a save_pretrained folder (model + tokenizer)")
+    parser.__class__ = IntermixedArgumentParser  # sentences may follow the options
     parser.add_argument("text", nargs="*", help="sentences to translate, or '-' to read lines from stdin")
     add_decoding_arguments(parser)
     add_output_arguments(parser)

@@ -6,6 +6,7 @@ Kept apart from :mod:`hf_attn.cli` so that module stays a list of subcommands.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import queue
@@ -13,12 +14,30 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:  # the library is imported when a command runs, so `hf-attn --help` stays instant
     from .decoding import DecodingOptions, SourceTranslations
+
+
+class IntermixedArgumentParser(argparse.ArgumentParser):
+    """A subcommand parser that takes sentences before and after options (``MODEL --engine X "text"``).
+
+    Plain argparse gives an optional positional (``nargs="*"``) nothing once an option follows the
+    model folder; ``parse_known_intermixed_args`` (which itself calls ``parse_known_args``) does not.
+    """
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._intermixing:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 def add_decoding_arguments(parser: argparse.ArgumentParser, *, alignment: bool = True) -> None:
@@ -138,7 +157,7 @@ def format_translations(result: SourceTranslations, output_format: str) -> str:
     return "\n".join(lines)
 
 
-@contextmanager
+@contextlib.contextmanager
 def output_stream(path: str | None) -> Iterator[TextIO]:
     """stdout, or a temporary file beside ``path`` that replaces it only when everything was written."""
     if path is None:
@@ -155,12 +174,12 @@ def output_stream(path: str | None) -> Iterator[TextIO]:
         raise
 
 
-def _input_lines(args: argparse.Namespace) -> tuple[IO[str], list[str] | None]:
-    """The line source: --input FILE, stdin for '-', else the sentences given as arguments."""
+def _input_lines(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[IO[str], list[str] | None]:
+    """The line source: --input FILE (closed with ``stack``), stdin for '-', else the sentences given as arguments."""
     if args.input:
         if args.text:
             raise ValueError("give sentences either as arguments or with --input FILE, not both.")
-        return open(args.input, encoding="utf-8"), None  # noqa: SIM115 - read lazily by stream_batches
+        return stack.enter_context(open(args.input, encoding="utf-8")), None
     if args.text == ["-"]:
         return sys.stdin, None
     if not args.text:
@@ -177,10 +196,11 @@ def run_translate(args: argparse.Namespace) -> int:
     check_engine_supports(options, args.engine)
     if options.alignment == "soft" and args.format != "json":
         raise ValueError("--alignment soft prints a matrix: use it with --format json.")
-    lines, given = _input_lines(args)
-    engine = load_engine(args.model_dir, args.engine)
-    batches = iter([given]) if given is not None else stream_batches(lines, args.batch_size)
-    with output_stream(args.output) as output:
+    with contextlib.ExitStack() as stack:
+        lines, given = _input_lines(args, stack)
+        engine = load_engine(args.model_dir, args.engine)
+        batches = iter([given]) if given is not None else stream_batches(lines, args.batch_size)
+        output = stack.enter_context(output_stream(args.output))
         for batch in batches:
             for result in engine.decode(batch, options, batch_size=args.batch_size):
                 print(format_translations(result, args.format), file=output, flush=True)

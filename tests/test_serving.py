@@ -147,6 +147,7 @@ def test_bad_requests_are_4xx_with_a_message(server, body, status, message):
     [
         (["--engine", "tensorflow"], "invalid choice: 'tensorflow'"),
         (["--engine", "ctranslate2"], "does not exist"),
+        (["--engine", "torch"], "No model folder at"),
     ],
 )
 def test_bad_command_lines_are_errors_that_name_the_problem(tmp_path, args, message):
