@@ -83,11 +83,12 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model_dir", help="a save_pretrained folder (model + tokenizer)")
     parser.add_argument("--data", help="user data (TSV/JSONL/saved dataset); default: the bundled Bible corpus")
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    parser.add_argument("--num-beams", type=positive_int, default=4)
-    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--max-examples", type=positive_int, help="evaluate only the first N examples")
     parser.add_argument("--output-dir", help="where hypotheses.txt and metrics.json go (default: MODEL_DIR/eval-SPLIT)")
     _add_engine_argument(parser)
+    from .decoding_cli import add_decoding_arguments
+
+    add_decoding_arguments(parser, alignment=False)
     parser.set_defaults(handler=_run_evaluate_on_engine)
 
 
@@ -95,9 +96,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .data import load_bible_corpus, load_parallel_data
+    from .decoding_cli import evaluation_decoding
     from .evaluation import evaluate_model
     from .inference import load_model_and_tokenizer
 
+    num_beams, decoding = evaluation_decoding(args)
     model, tokenizer = load_model_and_tokenizer(args.model_dir)
     corpus = load_bible_corpus() if args.data is None else load_parallel_data(args.data)
     if args.split not in corpus:
@@ -108,10 +111,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         tokenizer,
         corpus[args.split],
         output_dir=output_dir,
-        num_beams=args.num_beams,
+        num_beams=num_beams,
         batch_size=args.batch_size,
         max_examples=args.max_examples,
         progress=True,
+        decoding=decoding,
     )
     print(json.dumps(metrics, indent=2))
     return 0
@@ -143,37 +147,34 @@ def _run_average(args: argparse.Namespace) -> int:
 
 
 def _add_translate(subparsers: argparse._SubParsersAction) -> None:
+    from .decoding_cli import IntermixedArgumentParser, add_decoding_arguments, add_output_arguments, run_translate
+
     parser = subparsers.add_parser(
         "translate",
-        help="Translate text with a saved model (beam search).",
-        description="Translate one or more sentences (arguments, or lines on standard input with '-').",
+        help="Translate text with a saved model: beam search or sampling, n-best lists, scores, alignments.",
+        description="Translate sentences given as arguments, lines of --input FILE, or lines on standard input with "
+        "'-' (read line by line: each batch is printed as soon as it is translated). An empty line translates to an "
+        "empty line.",
     )
     parser.add_argument("model_dir", help="a save_pretrained folder (model + tokenizer)")
-    parser.add_argument(
-        "text",
-        nargs="+",
-        help="sentences to translate, or '-' to read lines from stdin (an empty line translates to an empty line)",
-    )
-    parser.add_argument("--num-beams", type=positive_int, default=4)
+    parser.__class__ = IntermixedArgumentParser  # sentences may follow the options
+    parser.add_argument("text", nargs="*", help="sentences to translate, or '-' to read lines from stdin")
+    add_decoding_arguments(parser)
+    add_output_arguments(parser)
     _add_engine_argument(parser)
-    parser.set_defaults(handler=_run_translate_on_engine)
+    parser.set_defaults(handler=run_translate)
 
 
-def _sources(args: argparse.Namespace) -> tuple[list[str], bool]:
-    """The sentences to translate, and whether they came from stdin (then a progress bar is shown)."""
-    from_stdin = args.text == ["-"]
-    return ([line.rstrip("\n") for line in sys.stdin] if from_stdin else args.text), from_stdin
+def _add_serve(subparsers: argparse._SubParsersAction) -> None:
+    from .serving.cli import add_serve
+
+    add_serve(subparsers, _add_engine_argument)
 
 
-def _run_translate(args: argparse.Namespace) -> int:
-    from .generation import translate
-    from .inference import load_model_and_tokenizer
+def _add_score(subparsers: argparse._SubParsersAction) -> None:
+    from .decoding_cli import add_score
 
-    sources, from_stdin = _sources(args)
-    model, tokenizer = load_model_and_tokenizer(args.model_dir)
-    for hypothesis in translate(model, tokenizer, sources, num_beams=args.num_beams, progress=from_stdin):
-        print(hypothesis)
-    return 0
+    add_score(subparsers, _add_engine_argument)
 
 
 def _add_engine_argument(parser: argparse.ArgumentParser) -> None:
@@ -196,29 +197,22 @@ def _ctranslate2_model(folder: str):
         raise SystemExit(f"error: {error}") from None
 
 
-def _run_translate_on_engine(args: argparse.Namespace) -> int:
-    if args.engine == "torch":
-        return _run_translate(args)
-    sources, from_stdin = _sources(args)
-    model = _ctranslate2_model(args.model_dir)
-    for hypothesis in model.translate(sources, num_beams=args.num_beams, progress=from_stdin):
-        print(hypothesis)
-    return 0
-
-
 def _run_evaluate_on_engine(args: argparse.Namespace) -> int:
     if args.engine == "torch":
         return _run_evaluate(args)
+    from .decoding_cli import evaluation_decoding
     from .deploy.ctranslate2_evaluate import evaluate_ctranslate2
 
+    num_beams, decoding = evaluation_decoding(args)
     metrics = evaluate_ctranslate2(
         _ctranslate2_model(args.model_dir),
         data=args.data,
         split=args.split,
         output_dir=args.output_dir,
-        num_beams=args.num_beams,
+        num_beams=num_beams,
         batch_size=args.batch_size,
         max_examples=args.max_examples,
+        decoding=decoding,
     )
     print(json.dumps(metrics, indent=2))
     return 0
@@ -418,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_train,
         _add_evaluate,
         _add_translate,
+        _add_score,
+        _add_serve,
         _add_average,
         _add_export,
         _add_card,

@@ -21,6 +21,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from . import generation
 from .atomic import atomic_write_json, atomic_write_text
+from .decoding import DecodingOptions
 from .deprecation import moved_names
 from .generation import Translations, translate_with_stats
 from .models.config_validation import require_positive_int
@@ -142,16 +143,30 @@ def evaluate_model(
     buckets: Sequence[Bucket] = DEFAULT_LENGTH_BUCKETS,
     source_column: str = "source",
     target_column: str = "target",
+    decoding: DecodingOptions | None = None,
 ) -> dict[str, Any]:
     """Translate a ``datasets.Dataset`` split with ``model.generate``, score it, and optionally save the results.
 
     With ``output_dir`` it writes ``hypotheses.txt`` (one line per example, dataset order) and
     ``metrics.json`` (the returned dict), each atomically. ``max_examples`` keeps the first
     examples, so periodic dev evaluations during training see the same sentences every time.
-    Call it on one process only under distributed training.
+    Call it on one process only under distributed training. ``decoding`` (sampling, n-gram
+    blocking, a length ratio, ...) translates with :func:`hf_attn.decoding.decode` instead; its
+    ``num_beams`` and ``length_penalty`` then replace the arguments of the same name.
     """
+    translate: TranslateSplit = functools.partial(
+        translate_with_stats, model, tokenizer, device=device, generate_kwargs={}
+    )
+    if decoding is not None:
+        from .decoding import best_translations, decode
+
+        translate = best_translations(
+            lambda sources, options, size: decode(model, tokenizer, sources, options, batch_size=size, device=device),
+            decoding,
+        )
+        num_beams, length_penalty = decoding.num_beams, decoding.length_penalty
     return evaluate_translator(
-        functools.partial(translate_with_stats, model, tokenizer, device=device, generate_kwargs={}),
+        translate,
         dataset_split,
         output_dir=output_dir,
         num_beams=num_beams,
@@ -163,6 +178,7 @@ def evaluate_model(
         buckets=buckets,
         source_column=source_column,
         target_column=target_column,
+        extra_metrics=None if decoding is None else {"decoding": decoding.as_dict()},
     )
 
 

@@ -10,6 +10,7 @@ pipeline built on it) stays light.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -168,6 +169,50 @@ def tokenize_within_limit(
     return tokenizer(texts, **kwargs)
 
 
+def encode_sources(
+    tokenizer: PreTrainedTokenizerBase, sources: Sequence[str], position_limit: int | None
+) -> tuple[list[str], dict[int, list[int]], list[int]]:
+    """Checked sources, the token ids of the non-blank ones (truncated to ``position_limit``) and their batch order.
+
+    The order is longest first: a batch that does not fit in memory fails at once, not at the end,
+    and length-sorted batches carry little padding. Blank sources are left out (they translate to "").
+    """
+    sources = check_sources(sources)
+    active = [i for i, source in enumerate(sources) if not is_blank(source)]
+    texts = [sources[i] for i in active]
+    encoded = dict(zip(active, tokenize_within_limit(tokenizer, texts, position_limit)["input_ids"])) if texts else {}
+    return sources, encoded, sorted(active, key=lambda i: -len(encoded[i]))
+
+
+def generation_limits(
+    source_lengths: Sequence[int],
+    max_new_tokens: int | None,
+    position_limit: int | None,
+    max_length_ratio: float | None = None,
+) -> list[int]:
+    """Per-source bounds on new tokens: ``max_new_tokens``, else ``max_length_ratio`` × source tokens, else the default.
+
+    The decoder start token takes position 0, so no bound passes ``position_limit - 1``.
+    """
+    if max_new_tokens is not None:
+        limits = [max_new_tokens] * len(source_lengths)
+    elif max_length_ratio is not None:
+        limits = [max(1, math.ceil(max_length_ratio * length)) for length in source_lengths]
+    else:
+        limits = [default_max_new_tokens(length) for length in source_lengths]
+    return [min(limit, position_limit - 1) for limit in limits] if position_limit else limits
+
+
+def cut_generated(row: Sequence[int], limit: int, eos_ids: torch.Tensor, pad_id: int | None) -> torch.Tensor:
+    """The tokens a row's own source allows: at most ``limit``, up to and including the first EOS.
+
+    Each row is cut to its own source's bound, so a hypothesis does not depend on which
+    (longer) sentences shared its batch.
+    """
+    row = torch.as_tensor(row[:limit], dtype=torch.long)
+    return row[: _generated_length(row, eos_ids, pad_id)]
+
+
 @dataclass
 class Translations:
     """Hypotheses in input order, with the time generate() took and the tokens it produced (for tokens/s)."""
@@ -213,30 +258,17 @@ def translate_in_batches(
     longer than ``position_limit`` are truncated with a warning naming the limit.
     """
     check_generation_settings(1, batch_size)
-    sources = check_sources(sources)
-    active = [i for i, source in enumerate(sources) if not is_blank(source)]
-    texts = [sources[i] for i in active]
-    encoded = dict(zip(active, tokenize_within_limit(tokenizer, texts, position_limit)["input_ids"])) if texts else {}
-    # Longest first: a batch that does not fit in memory fails at once, not at the end.
-    order = sorted(active, key=lambda i: -len(encoded[i]))
+    sources, encoded, order = encode_sources(tokenizer, sources, position_limit)
     hypotheses: list[str] = [""] * len(sources)  # blank sources stay ""
     seconds, tokens = 0.0, 0
     with tqdm(total=len(order), unit="sent", desc="translate", disable=not progress) as bar:
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
-            limits = [
-                default_max_new_tokens(len(encoded[i])) if max_new_tokens is None else max_new_tokens for i in batch
-            ]
-            if position_limit:
-                # The decoder start token takes position 0.
-                limits = [min(limit, position_limit - 1) for limit in limits]
+            limits = generation_limits([len(encoded[i]) for i in batch], max_new_tokens, position_limit)
             began = time.perf_counter()
             rows = generate_batch([encoded[i] for i in batch], max(limits))
             seconds += time.perf_counter() - began
-            # Each row is cut to its own source's bound, so a hypothesis does not depend on which
-            # (longer) sentences shared its batch.
-            generated = [torch.as_tensor(row[:limit], dtype=torch.long) for row, limit in zip(rows, limits)]
-            generated = [row[: _generated_length(row, eos_ids, pad_id)] for row in generated]
+            generated = [cut_generated(row, limit, eos_ids, pad_id) for row, limit in zip(rows, limits)]
             tokens += sum(len(row) for row in generated)
             for index, text in zip(batch, tokenizer.batch_decode(generated, skip_special_tokens=True)):
                 hypotheses[index] = text.strip()

@@ -89,8 +89,13 @@ def build_transformer_spec(
     encoder_spec = transformer_spec.TransformerEncoderSpec(
         config.encoder_layers, config.encoder_attention_heads, pre_norm=pre_norm, activation=activation
     )
+    # Alignments (translate_batch(return_attention=True)) average the last layer's heads, as hf_attn.decoding does.
     decoder_spec = transformer_spec.TransformerDecoderSpec(
-        config.decoder_layers, config.decoder_attention_heads, pre_norm=pre_norm, activation=activation
+        config.decoder_layers,
+        config.decoder_attention_heads,
+        pre_norm=pre_norm,
+        activation=activation,
+        alignment_heads=config.decoder_attention_heads,
     )
     encoder, decoder = model.model.encoder, model.model.decoder
     _stack(encoder_spec, encoder)

@@ -10,10 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from ..generation import Translations, translate_in_batches
+from ..decoding import DecodingOptions, RawHypothesis, SourceTranslations, check_engine_supports, decode_in_batches
+from ..generation import Translations, tokenize_within_limit, translate_in_batches
+from ..scoring import SentenceScore, check_pairs, encode_targets, sentence_score
 from ..tokenization import load_tokenizer
 from .metadata import require_export
 from .requirements import require_ctranslate2
@@ -66,6 +69,83 @@ class CTranslate2Model:
             return_end_token=True,
         )
         return [[self._target_vocabulary[token] for token in result.hypotheses[0]] for result in results]
+
+    def decode_batch(
+        self, rows: list[list[int]], max_new_tokens: int, options: DecodingOptions
+    ) -> list[list[RawHypothesis]]:
+        """``n_best`` hypotheses per source id row with CTranslate2's scores and (if asked) attention, best first."""
+        check_engine_supports(options, "ctranslate2")
+        sampling = {
+            "sampling_topk": options.top_k if options.sample else 1,
+            "sampling_topp": options.top_p if options.sample else 1.0,
+            "sampling_temperature": options.temperature if options.sample else 1.0,
+        }
+        results = self.translator.translate_batch(
+            [self._source_tokens(row) for row in rows],
+            beam_size=options.num_beams,
+            num_hypotheses=options.n_best,
+            length_penalty=options.length_penalty,
+            coverage_penalty=options.coverage_penalty,
+            no_repeat_ngram_size=options.no_repeat_ngram_size,
+            max_decoding_length=max_new_tokens,
+            max_input_length=0,
+            return_end_token=True,
+            return_scores=True,
+            return_attention=options.alignment is not None,
+            **sampling,
+        )
+        return [
+            [
+                RawHypothesis(
+                    [self._target_vocabulary[token] for token in tokens],
+                    score,
+                    np.asarray(result.attention[k], dtype=np.float32) if options.alignment is not None else None,
+                )
+                for k, (tokens, score) in enumerate(zip(result.hypotheses, result.scores))
+            ]
+            for result in results
+        ]
+
+    def decode(
+        self, sources: Sequence[str], options: DecodingOptions | None = None, *, batch_size: int = 32
+    ) -> list[SourceTranslations]:
+        """N-best translations with scores and alignments, as :func:`hf_attn.decoding.decode` gives for torch."""
+        import ctranslate2
+
+        options = options or DecodingOptions()
+        if options.seed is not None:
+            ctranslate2.set_random_seed(options.seed)
+        return decode_in_batches(
+            self.tokenizer,
+            sources,
+            lambda rows, limit: self.decode_batch(rows, limit, options),
+            options,
+            batch_size=batch_size,
+            position_limit=self.position_limit,
+            eos_ids=torch.tensor([self.tokenizer.eos_token_id]),
+            pad_id=self.tokenizer.pad_token_id,
+        )
+
+    def score(
+        self, sources: Sequence[str], targets: Sequence[str], *, batch_size: int = 32, per_token: bool = False
+    ) -> list[SentenceScore]:
+        """Each target's log-probability given its source, with CTranslate2's ``score_batch``.
+
+        Targets are tokenized as for training; CTranslate2 adds the start and end tokens itself,
+        so the EOS is left off what it is given and comes back scored.
+        """
+        sources, targets = check_pairs(sources, targets)
+        tokenizer = self.tokenizer
+        source_ids = tokenize_within_limit(tokenizer, sources, self.position_limit)["input_ids"] if sources else []
+        target_ids = encode_targets(tokenizer, targets, self.position_limit) if targets else []
+        eos = tokenizer.eos_token_id
+        results = self.translator.score_batch(
+            [self._source_tokens(row) for row in source_ids],
+            [tokenizer.convert_ids_to_tokens(row[:-1] if row and row[-1] == eos else row) for row in target_ids],
+            max_batch_size=batch_size,
+            max_input_length=0,
+        )
+        return [sentence_score(result.tokens, result.log_probs, per_token) for result in results]
 
     def translate_with_stats(
         self,

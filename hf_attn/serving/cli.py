@@ -1,0 +1,76 @@
+"""``hf-attn serve`` arguments; the server stack is imported only when the command runs."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+
+
+def add_serve(subparsers: argparse._SubParsersAction, add_engine_argument) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="Serve one or two models over HTTP (JSON API and a web page with attention heatmaps).",
+        description="POST /translate, POST /score, GET /health, GET /info, and a page at / to translate and look at "
+        "attention (two models side by side when two are given). Listens on 127.0.0.1 unless --host says otherwise. "
+        "Needs the `serve` extra (pip install 'hf_attn[serve]').",
+    )
+    parser.add_argument("model_dirs", nargs="+", metavar="MODEL", help="one or two model folders")
+    add_engine_argument(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0 picks a free one)")
+    parser.add_argument("--max-texts", type=int, default=64, help="texts per request (default 64)")
+    parser.add_argument("--max-chars", type=int, default=2000, help="characters per text (default 2000)")
+    parser.add_argument("--max-batch", type=int, default=64, help="texts per engine call (default 64)")
+    parser.add_argument("--max-wait-ms", type=float, default=10.0, help="how long a request waits for others (10)")
+    parser.set_defaults(handler=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    if len(args.model_dirs) > 2:
+        raise ValueError(f"serve takes one or two models, got {len(args.model_dirs)}.")
+    for name in ("max_texts", "max_chars", "max_batch"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}.")
+    if not 0 <= args.max_wait_ms < 60_000:
+        raise ValueError(f"--max-wait-ms must be between 0 and 60000, got {args.max_wait_ms}.")
+    try:
+        import uvicorn
+
+        from .app import ServerLimits, create_app
+    except ImportError as error:
+        raise SystemExit(
+            f"error: hf-attn serve needs the serve extra (pip install 'hf_attn[serve]'): {error}"
+        ) from None
+    from ..engines import load_engine
+
+    models = [(folder, load_engine(folder, args.engine)) for folder in args.model_dirs]
+    limits = ServerLimits(args.max_texts, args.max_chars, args.max_batch, args.max_wait_ms / 1000)
+    server = _graceful_server_class()(uvicorn.Config(create_app(models, limits), host=args.host, port=args.port))
+    server.run()
+    return 0
+
+
+def _graceful_server_class() -> type:
+    """Built on first use: uvicorn is an optional dependency."""
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """A uvicorn server that exits 0 on SIGTERM/SIGINT once the requests in flight are answered.
+
+        uvicorn finishes them too, but then re-raises the signal, so the process dies by it.
+        """
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            def stop(*_: object) -> None:
+                self.should_exit = True
+
+            previous = {number: signal.signal(number, stop) for number in (signal.SIGTERM, signal.SIGINT)}
+            try:
+                yield
+            finally:
+                for number, handler in previous.items():
+                    signal.signal(number, handler)
+
+    return GracefulServer

@@ -1,0 +1,45 @@
+"""Load-test `hf-attn serve` on 127.0.0.1: K clients for T seconds vs one-at-a-time serving and offline batches.
+
+Thin entry point over research.benchmark.load_test; run it under `flock /work/bench.lock`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from research.benchmark.load_test import load_test  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model", help="a model folder (or a ctranslate2 export with --engine ctranslate2)")
+    parser.add_argument("--engine", choices=("torch", "ctranslate2"), default="ctranslate2")
+    parser.add_argument("--sentences", required=True, help="file of source sentences, one per line")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--max-requests", type=int, default=20000, help="request budget per setting")
+    parser.add_argument("--num-beams", type=int, default=4)
+    args = parser.parse_args()
+    with open(args.sentences, encoding="utf-8") as stream:
+        sentences = [line.strip() for line in stream if line.strip()]
+    rows = load_test(
+        args.model,
+        args.engine,
+        sentences,
+        clients=args.clients,
+        seconds=args.seconds,
+        max_requests=args.max_requests,
+        num_beams=args.num_beams,
+    )
+    for row in rows:
+        print(json.dumps(row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
