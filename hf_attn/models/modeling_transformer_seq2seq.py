@@ -257,7 +257,8 @@ class TransformerSeq2SeqAttention(nn.Module):
         batch, length, _ = hidden_states.shape
         rows_per_source = 1
         if self.is_cross_attention:
-            (query,) = self._split_heads(self.q_proj(hidden_states), 1)
+            (query,) = self._split_heads(self.q_proj(hidden_states), 1)  # (batch, heads, tgt_len, head_dim)
+            # (sources, heads, src_len, head_dim): one row per sentence, shared by its beams
             key, value = self._cross_attention_key_values(encoder_hidden_states, cache)
             rows_per_source = decoder_rows_per_source(batch, key.shape[0])
             query = queries_by_source(query, rows_per_source)
@@ -279,7 +280,7 @@ class TransformerSeq2SeqAttention(nn.Module):
             scaling=self.scaling,
             is_causal=self.is_causal,
         )
-        output = self.out_proj(output.reshape(batch, length, -1))
+        output = self.out_proj(output.reshape(batch, length, -1))  # (batch, length, d_model)
         if not output_attentions:
             return output, None
         return output, weights_by_row(weights, rows_per_source, length)
