@@ -245,6 +245,10 @@ class TrainingRun:
         )
 
         model = build_model(config, self.tokenizer)
+        if config.compile:
+            # In place (``nn.Module.compile``), so saving, unwrapping and generating see the same module.
+            # Token batches vary in shape: one graph for dynamic shapes instead of one per batch shape.
+            model.compile(dynamic=True)
         self.num_parameters = sum(p.numel() for p in model.parameters())
         optimizer = torch.optim.AdamW(
             model.parameters(),
