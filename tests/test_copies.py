@@ -124,18 +124,20 @@ def test_marked_copies_match_their_sources():
     assert copy_mismatches(REPO_ROOT) == []
 
 
-def _copy_package(tmp_path: Path) -> Path:
+def _edited_package_copy(tmp_path: Path, module: str, old: str, new: str) -> Path:
+    """A copy of ``hf_attn/models`` under ``tmp_path`` with ``old`` replaced by ``new`` once in ``module``."""
     shutil.copytree(REPO_ROOT / "hf_attn" / "models", tmp_path / "hf_attn" / "models")
+    path = tmp_path / "hf_attn" / "models" / f"{module}.py"
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
     return tmp_path
 
 
 def test_a_drifted_copy_is_reported(tmp_path):
-    root = _copy_package(tmp_path)
-    rnn_file = root / "hf_attn" / "models" / "modeling_rnn_seq2seq.py"
-    text = rnn_file.read_text(encoding="utf-8")
-    drifted = text.replace("        return self.model.encoder\n", "        return self.model.decoder\n", 1)
-    assert drifted != text
-    rnn_file.write_text(drifted, encoding="utf-8")
+    root = _edited_package_copy(
+        tmp_path, "modeling_rnn_seq2seq", "        return self.model.encoder\n", "        return self.model.decoder\n"
+    )
     problems = copy_mismatches(root)
     assert len(problems) == 1
     assert "TransformerSeq2SeqForConditionalGeneration.get_encoder has drifted" in problems[0]
@@ -143,23 +145,20 @@ def test_a_drifted_copy_is_reported(tmp_path):
 
 
 def test_an_edit_to_the_source_alone_is_reported(tmp_path):
-    root = _copy_package(tmp_path)
-    source_file = root / "hf_attn" / "models" / "modeling_transformer_seq2seq.py"
-    text = source_file.read_text(encoding="utf-8")
-    edited = text.replace("            use_cache = False\n", "            use_cache = None\n", 1)
-    assert edited != text
-    source_file.write_text(edited, encoding="utf-8")
+    root = _edited_package_copy(
+        tmp_path, "modeling_transformer_seq2seq", "            use_cache = False\n", "            use_cache = None\n"
+    )
     problems = copy_mismatches(root)
     assert any("TransformerSeq2SeqForConditionalGeneration.forward has drifted" in p for p in problems)
 
 
 def test_a_marker_naming_a_missing_source_is_reported(tmp_path):
-    root = _copy_package(tmp_path)
-    rnn_file = root / "hf_attn" / "models" / "modeling_rnn_seq2seq.py"
-    text = rnn_file.read_text(encoding="utf-8")
-    missing = text.replace("TransformerSeq2SeqModel.get_decoder with", "TransformerSeq2SeqModel.get_decoderr with")
-    assert missing != text
-    rnn_file.write_text(missing, encoding="utf-8")
+    root = _edited_package_copy(
+        tmp_path,
+        "modeling_rnn_seq2seq",
+        "TransformerSeq2SeqModel.get_decoder with",
+        "TransformerSeq2SeqModel.get_decoderr with",
+    )
     problems = copy_mismatches(root)
     assert len(problems) == 1 and "get_decoderr` does not exist" in problems[0]
 
