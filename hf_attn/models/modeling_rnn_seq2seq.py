@@ -27,7 +27,12 @@ from torch import nn
 from transformers import GenerationMixin
 from transformers import initialization as init
 from transformers.cache_utils import Cache
-from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
+from transformers.modeling_outputs import (
+    BaseModelOutput,
+    BaseModelOutputWithPastAndCrossAttentions,
+    Seq2SeqLMOutput,
+    Seq2SeqModelOutput,
+)
 from transformers.utils import can_return_tuple, is_tracing
 
 from .attention import RNNAttention, build_rnn_attention
@@ -36,6 +41,7 @@ from .seq2seq_utils import (
     SHARED_EMBEDDING_TIES,
     HfAttnPreTrainedModel,
     build_token_embeddings,
+    cache_of,
     cache_output,
     embed_checked,
     lm_head_ties,
@@ -188,7 +194,7 @@ def reverse_padded(sequences: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
     return sequences.gather(1, index)
 
 
-class RNNEncoderLayer(nn.Module):
+class RNNSeq2SeqEncoderLayer(nn.Module):
     """One encoder layer: a forward RNN and, if bidirectional, a backward RNN over the reversed sentences.
 
     Each direction is one whole-sequence ``nn.LSTM``/``nn.GRU`` call on the padded batch (the
@@ -257,7 +263,7 @@ class RNNSeq2SeqPreTrainedModel(HfAttnPreTrainedModel):
                 init.zeros_(module.weight[module.padding_idx])
 
 
-class RNNEncoder(nn.Module):
+class RNNSeq2SeqEncoder(nn.Module):
     """Embeds the source and runs a stack of (bi)directional RNN layers over it.
 
     Returns the top layer's states h̄_s (zero at padding) and ``final_state``, the top layer's
@@ -274,7 +280,7 @@ class RNNEncoder(nn.Module):
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
         input_sizes = [config.embedding_size] + [config.encoder_output_size] * (config.encoder_layers - 1)
         self.layers = nn.ModuleList(
-            RNNEncoderLayer(size, config.encoder_hidden_size, config.rnn_type, config.bidirectional_encoder)
+            RNNSeq2SeqEncoderLayer(size, config.encoder_hidden_size, config.rnn_type, config.bidirectional_encoder)
             for size in input_sizes
         )
         self.dropout = nn.Dropout(config.dropout)
@@ -299,7 +305,7 @@ class RNNEncoder(nn.Module):
             self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         )
         if inputs_embeds is None:
-            inputs_embeds = embed_checked(self.embed_tokens, input_ids, "input_ids")  # batch x src_len x emb
+            inputs_embeds = embed_checked(self.embed_tokens, input_ids, "input_ids")  # (batch, src_len, embedding_size)
         batch_size, source_length = inputs_embeds.shape[:2]
         if attention_mask is not None and attention_mask.shape != (batch_size, source_length):
             raise ValueError(
@@ -309,21 +315,21 @@ class RNNEncoder(nn.Module):
         if attention_mask is None:
             lengths = torch.full((batch_size,), source_length, dtype=torch.long, device=inputs_embeds.device)
         else:
-            lengths = _source_lengths(attention_mask)  # batch
+            lengths = _source_lengths(attention_mask)  # (batch,)
         states = self.embedding_dropout(inputs_embeds)
         all_states = (inputs_embeds,) if output_hidden_states else None
         for index, layer in enumerate(self.layers):
-            # batch x src_len x (directions * encoder_hidden_size)
+            # (batch, src_len, directions * encoder_hidden_size)
             states = layer(self.dropout(states) if index > 0 else states, lengths)
             if attention_mask is not None:
                 states = states * attention_mask.unsqueeze(-1).to(states.dtype)
             if output_hidden_states:
                 all_states += (states,)
-        # batch x encoder_hidden_size: the forward direction after the last real token
+        # (batch, encoder_hidden_size): the forward direction after the last real token
         last_forward = states[
             torch.arange(batch_size, device=states.device), lengths - 1, : self.config.encoder_hidden_size
         ]
-        final_state = last_forward  # batch x encoder_output_size, once the backward state at position 0 joins
+        final_state = last_forward  # (batch, encoder_output_size), once the backward state at position 0 joins
         if self.config.bidirectional_encoder:
             final_state = torch.cat([last_forward, states[:, 0, self.config.encoder_hidden_size :]], dim=-1)
         output = RNNEncoderOutput(
@@ -332,7 +338,7 @@ class RNNEncoder(nn.Module):
         return output if return_dict is not False else output.to_tuple()
 
 
-class RNNAttentionDecoder(nn.Module):
+class RNNSeq2SeqDecoder(nn.Module):
     """The seed's attention decoder: RNN step → attention → [h_t; c_t] → tanh layer → h̃_t."""
 
     def __init__(self, config: RNNSeq2SeqConfig, embed_tokens: nn.Embedding):
@@ -393,25 +399,49 @@ class RNNAttentionDecoder(nn.Module):
 
     def forward(
         self,
-        inputs_embeds: torch.Tensor,
-        encoder_states: torch.Tensor,
-        encoder_mask: torch.Tensor | None,
-        cache: RNNSeq2SeqCache,
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """Attentional vectors h̃_t (batch, target_length, hidden_size), attention weights (batch,
-        target_length, source_length) or None, and the top RNN layer's outputs h_t (batch,
-        target_length, hidden_size).
+        input_ids: torch.LongTensor | None,
+        encoder_hidden_states: torch.Tensor,
+        encoder_final_state: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        cache: RNNSeq2SeqCache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool = False,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> BaseModelOutputWithPastAndCrossAttentions:
+        """Decode the target tokens from ``cache`` (or, without one, from :meth:`initial_cache`).
 
-        Advances ``cache`` past the given target tokens.
+        ``last_hidden_state`` is the attentional vectors h̃_t (batch, tgt_len, hidden_size);
+        ``cross_attentions`` a 1-tuple of (batch, 1, tgt_len, src_len) weights; ``hidden_states``
+        the decoder's three stages: the target embeddings, the top RNN layer's h_t and h̃_t.
+        The cache advances past the given tokens and is returned when ``use_cache``.
         """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of `decoder_input_ids` and `decoder_inputs_embeds` (or `labels`).")
+        if inputs_embeds is None:
+            # (batch, tgt_len, embedding_size)
+            inputs_embeds = embed_checked(self.embed_tokens, input_ids, "decoder_input_ids")
+        if cache is None:
+            cache = self.initial_cache(encoder_hidden_states, encoder_final_state)
+        mask = encoder_attention_mask.bool() if encoder_attention_mask is not None else None
         embedded = self.embedding_dropout(inputs_embeds)
         if self.config.input_feeding:
-            return self._input_feeding_forward(embedded, encoder_states, encoder_mask, cache)
-        rnn_outputs, state = self.rnn(embedded, cache.recurrent_state())
-        attentional, weights = self._attend(rnn_outputs, cache, encoder_states, encoder_mask)
-        hidden, cell = state if isinstance(state, tuple) else (state, None)
-        cache.update(hidden.transpose(0, 1), None if cell is None else cell.transpose(0, 1), None, embedded.shape[1])
-        return attentional, weights, rnn_outputs
+            attentional, weights, rnn_outputs = self._input_feeding_forward(
+                embedded, encoder_hidden_states, mask, cache
+            )
+        else:
+            rnn_outputs, state = self.rnn(embedded, cache.recurrent_state())
+            attentional, weights = self._attend(rnn_outputs, cache, encoder_hidden_states, mask)
+            hidden, cell = state if isinstance(state, tuple) else (state, None)
+            cache.update(
+                hidden.transpose(0, 1), None if cell is None else cell.transpose(0, 1), None, embedded.shape[1]
+            )
+        return BaseModelOutputWithPastAndCrossAttentions(
+            last_hidden_state=attentional,
+            **cache_output(cache if use_cache else None),
+            hidden_states=(inputs_embeds, rnn_outputs, attentional) if output_hidden_states else None,
+            cross_attentions=(weights.unsqueeze(1),) if output_attentions and weights is not None else None,
+        )
 
     def _input_feeding_forward(
         self,
@@ -435,16 +465,16 @@ class RNNAttentionDecoder(nn.Module):
             for layer in range(rnn.num_layers)
         ]
         first_input_weight = parameters[0][0]
-        # batch x tgt_len x gates (gates = 4 * hidden for an LSTM, 3 * hidden for a GRU)
+        # (batch, tgt_len, gates) (gates = 4 * hidden for an LSTM, 3 * hidden for a GRU)
         embedding_gates = nn.functional.linear(
             embedded, first_input_weight[:, : self.config.embedding_size], parameters[0][2]
         )
         parameters[0][0] = first_input_weight[:, self.config.embedding_size :]
-        hidden = list(cache.hidden.unbind(1))  # layers x (batch x hidden)
+        hidden = list(cache.hidden.unbind(1))  # layers x (batch, hidden_size)
         cells = list(cache.cell.unbind(1)) if is_lstm else None
-        previous = cache.attentional  # batch x hidden: h̃_{t-1}
+        previous = cache.attentional  # (batch, hidden_size): h̃_{t-1}
         step_outputs, step_weights, step_rnn_outputs = [], [], []
-        for step_gates in embedding_gates.unbind(1):  # batch x gates
+        for step_gates in embedding_gates.unbind(1):  # (batch, gates)
             layer_input = previous
             for layer, (weight_ih, weight_hh, bias_ih, bias_hh) in enumerate(parameters):
                 if layer == 0:
@@ -458,8 +488,8 @@ class RNNAttentionDecoder(nn.Module):
                 else:
                     hidden[layer] = cell_function(layer_input, hidden[layer], weight_ih, weight_hh, bias_ih, bias_hh)
                 layer_input = hidden[layer]
-            rnn_output = layer_input.unsqueeze(1)  # batch x 1 x hidden: h_t
-            # batch x 1 x hidden (h̃_t), batch x 1 x src_len
+            rnn_output = layer_input.unsqueeze(1)  # (batch, 1, hidden_size): h_t
+            # (batch, 1, hidden_size) h̃_t and (batch, 1, src_len) weights
             attentional, weights = self._attend(rnn_output, cache, encoder_states, encoder_mask)
             previous = attentional.squeeze(1)
             step_outputs.append(attentional)
@@ -481,13 +511,15 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
         if shared is not None:
             self.shared = shared
         self._tied_weights_keys = dict(SHARED_EMBEDDING_TIES) if shared is not None else {}
-        self.encoder = RNNEncoder(config, encoder_embeddings)
-        self.decoder = RNNAttentionDecoder(config, decoder_embeddings)
+        self.encoder = RNNSeq2SeqEncoder(config, encoder_embeddings)
+        self.decoder = RNNSeq2SeqDecoder(config, decoder_embeddings)
         self.post_init()
 
+    # Copied from hf_attn.models.modeling_transformer_seq2seq.TransformerSeq2SeqModel.get_input_embeddings with Transformer->RNN  # noqa: E501
     def get_input_embeddings(self) -> nn.Embedding:
         return self.encoder.embed_tokens
 
+    # Copied from hf_attn.models.modeling_transformer_seq2seq.TransformerSeq2SeqModel.set_input_embeddings with Transformer->RNN  # noqa: E501
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         """Replace the source embeddings; with one shared matrix, the target side's too."""
         if self.config.share_encoder_decoder_embeddings:
@@ -495,9 +527,11 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
             self.decoder.embed_tokens = value
         self.encoder.embed_tokens = value
 
+    # Copied from hf_attn.models.modeling_transformer_seq2seq.TransformerSeq2SeqModel.get_encoder with Transformer->RNN  # noqa: E501
     def get_encoder(self, modality: str | None = None) -> nn.Module:
         return self.encoder
 
+    # Copied from hf_attn.models.modeling_transformer_seq2seq.TransformerSeq2SeqModel.get_decoder with Transformer->RNN  # noqa: E501
     def get_decoder(self) -> nn.Module:
         return self.decoder
 
@@ -545,22 +579,23 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
                 last_hidden_state=encoder_outputs[0],
                 final_state=encoder_outputs[1] if len(encoder_outputs) > 1 else None,
             )
-        if (decoder_input_ids is None) == (decoder_inputs_embeds is None):
-            raise ValueError("Pass exactly one of `decoder_input_ids` and `decoder_inputs_embeds` (or `labels`).")
-        if decoder_inputs_embeds is None:
-            decoder_inputs_embeds = embed_checked(self.decoder.embed_tokens, decoder_input_ids, "decoder_input_ids")
-        encoder_states = encoder_outputs.last_hidden_state
-        cache = resolve_cache_argument(cache, past_key_values)
-        if cache is None:
-            cache = self.decoder.initial_cache(encoder_states, encoder_outputs.final_state)
-        encoder_mask = attention_mask.bool() if attention_mask is not None else None
-        attentional, weights, rnn_outputs = self.decoder(decoder_inputs_embeds, encoder_states, encoder_mask, cache)
+        decoder_outputs = self.decoder(
+            decoder_input_ids,
+            encoder_outputs.last_hidden_state,
+            encoder_final_state=encoder_outputs.final_state,
+            encoder_attention_mask=attention_mask,
+            cache=resolve_cache_argument(cache, past_key_values),
+            inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
         return Seq2SeqModelOutput(
-            last_hidden_state=attentional,
-            **cache_output(cache if use_cache else None),
-            decoder_hidden_states=(decoder_inputs_embeds, rnn_outputs, attentional) if output_hidden_states else None,
-            cross_attentions=(weights.unsqueeze(1),) if output_attentions and weights is not None else None,
-            encoder_last_hidden_state=encoder_states,
+            last_hidden_state=decoder_outputs.last_hidden_state,
+            **cache_output(cache_of(decoder_outputs)),
+            decoder_hidden_states=decoder_outputs.hidden_states,
+            cross_attentions=decoder_outputs.cross_attentions,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
             encoder_hidden_states=encoder_outputs.hidden_states,
         )
 
@@ -577,27 +612,35 @@ class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, GenerationMi
         self._tied_weights_keys = lm_head_ties(config)
         self.post_init()
 
+    # Copied from hf_attn.models.modeling_transformer_seq2seq.TransformerSeq2SeqForConditionalGeneration.get_input_embeddings with Transformer->RNN  # noqa: E501
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.get_input_embeddings()
 
+    # Copied from hf_attn.models.modeling_transformer_seq2seq.TransformerSeq2SeqForConditionalGeneration.set_input_embeddings with Transformer->RNN  # noqa: E501
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.model.set_input_embeddings(value)
 
+    # Copied from hf_attn.models.modeling_transformer_seq2seq.TransformerSeq2SeqForConditionalGeneration.get_output_embeddings with Transformer->RNN  # noqa: E501
     def get_output_embeddings(self) -> nn.Linear:
         return self.lm_head
 
+    # Copied from hf_attn.models.modeling_transformer_seq2seq.TransformerSeq2SeqForConditionalGeneration.set_output_embeddings with Transformer->RNN  # noqa: E501
     def set_output_embeddings(self, value: nn.Linear) -> None:
         self.lm_head = value
 
+    # Copied from hf_attn.models.modeling_transformer_seq2seq.TransformerSeq2SeqForConditionalGeneration.get_encoder with Transformer->RNN  # noqa: E501
     def get_encoder(self, modality: str | None = None) -> nn.Module:
         return self.model.encoder
 
+    # Copied from hf_attn.models.modeling_transformer_seq2seq.TransformerSeq2SeqForConditionalGeneration.get_decoder with Transformer->RNN  # noqa: E501
     def get_decoder(self) -> nn.Module:
         return self.model.decoder
 
+    # Copied from hf_attn.models.modeling_transformer_seq2seq.TransformerSeq2SeqForConditionalGeneration.prepare_decoder_input_ids_from_labels with Transformer->RNN  # noqa: E501
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
 
+    # Copied from hf_attn.models.modeling_transformer_seq2seq.TransformerSeq2SeqForConditionalGeneration.forward with Transformer->RNN  # noqa: E501
     @can_return_tuple
     def forward(
         self,

@@ -70,8 +70,14 @@ class SinusoidalPositionalEmbedding(nn.Module):
         return self.weight[position_ids]
 
 
-def check_positions_fit(config: TransformerSeq2SeqConfig, last_position: int, side: str) -> None:
-    """Fail with a readable message instead of an index error when a sequence is too long."""
+def check_positions_fit(config: TransformerSeq2SeqConfig, last_position: int | torch.Tensor, side: str) -> None:
+    """Fail with a readable message instead of an index error when a sequence is too long.
+
+    A static cache counts its length in a tensor; while compiling, reading it would break the
+    graph, so the traced graph skips the check (like the models' other value checks).
+    """
+    if isinstance(last_position, torch.Tensor) and is_tracing(last_position):
+        return
     if last_position >= config.max_position_embeddings:
         raise ValueError(
             f"The {side} sequence needs position {last_position}, but `max_position_embeddings` is "
@@ -107,7 +113,14 @@ def padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
 def decoder_self_attention_mask(
     attention_mask: torch.Tensor | None, query_length: int, past_length: int, device: torch.device
 ) -> torch.Tensor | None:
-    """Causal (+ padding) mask for decoder self-attention, or None where ``is_causal`` alone is exact."""
+    """Causal (+ padding) mask for decoder self-attention, or None where ``is_causal`` alone is exact.
+
+    A 4D mask (batch, 1, query_length, key_length) is already complete and is used as given:
+    ``generate()`` builds one for compileable caches (``cache_implementation="static"``), whose
+    keys span the whole preallocated length, unwritten slots included.
+    """
+    if attention_mask is not None and attention_mask.dim() == 4:
+        return attention_mask
     key_length = past_length + query_length
     no_padding = has_no_padding(attention_mask)
     if no_padding and (past_length == 0 or query_length == 1):
@@ -257,7 +270,8 @@ class TransformerSeq2SeqAttention(nn.Module):
         batch, length, _ = hidden_states.shape
         rows_per_source = 1
         if self.is_cross_attention:
-            (query,) = self._split_heads(self.q_proj(hidden_states), 1)
+            (query,) = self._split_heads(self.q_proj(hidden_states), 1)  # (batch, heads, tgt_len, head_dim)
+            # (sources, heads, src_len, head_dim): one row per sentence, shared by its beams
             key, value = self._cross_attention_key_values(encoder_hidden_states, cache)
             rows_per_source = decoder_rows_per_source(batch, key.shape[0])
             query = queries_by_source(query, rows_per_source)
@@ -279,7 +293,7 @@ class TransformerSeq2SeqAttention(nn.Module):
             scaling=self.scaling,
             is_causal=self.is_causal,
         )
-        output = self.out_proj(output.reshape(batch, length, -1))
+        output = self.out_proj(output.reshape(batch, length, -1))  # (batch, length, d_model)
         if not output_attentions:
             return output, None
         return output, weights_by_row(weights, rows_per_source, length)
@@ -395,6 +409,10 @@ class TransformerSeq2SeqPreTrainedModel(HfAttnPreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _supports_attention_backend = True
+    # tests/test_fast_paths.py compiles the decoding step with fullgraph=True over a static cache.
+    # Flex attention is not declared: on CPU (torch 2.13) its kernel indexes our broadcast (batch, 1, 1,
+    # source_length) padding masks out of bounds; flash attention needs a GPU to be tested on.
+    _can_compile_fullgraph = True
     _no_split_modules = ["TransformerSeq2SeqEncoderLayer", "TransformerSeq2SeqDecoderLayer"]
     _remote_code_auto_classes = {
         "AutoModel": "TransformerSeq2SeqModel",
@@ -445,7 +463,9 @@ class TransformerSeq2SeqStack(nn.Module):
             )
         length = inputs_embeds.shape[1]
         check_positions_fit(self.config, first_position + length - 1, side)
-        positions = torch.arange(first_position, first_position + length, device=inputs_embeds.device)
+        # An offset added to arange(length), not arange(first, first + length): a static cache's tensor
+        # offset then stays in the compiled graph instead of being read out of it.
+        positions = torch.arange(length, device=inputs_embeds.device) + first_position
         hidden_states = inputs_embeds * self.embed_scale + self.embed_positions(positions)
         return nn.functional.dropout(hidden_states, p=self.dropout, training=self.training)
 

@@ -144,7 +144,8 @@ def seq2seq_lm_loss(
     vocab_size = logits.size(-1)
     flat_labels = labels.reshape(-1).to(logits.device)
     out_of_range = (flat_labels != -100) & ((flat_labels < 0) | (flat_labels >= vocab_size))
-    if bool(out_of_range.any()):
+    # Reading the values would break a compiled graph: traced, the check is skipped like the models' others.
+    if not is_tracing(flat_labels) and bool(out_of_range.any()):
         bad = flat_labels[out_of_range][0].item()
         raise ValueError(f"`labels` holds {bad}; a label must be -100 (ignored) or a token id below {vocab_size}.")
     total = LabelSmoothedCrossEntropySum.apply(logits.reshape(-1, vocab_size).float(), flat_labels, label_smoothing)

@@ -111,6 +111,7 @@ class TrainingConfig:
     seed: int = 42
     cpu: bool = False
     keep_freed_memory: bool = True
+    compile: bool = False
 
     def __post_init__(self) -> None:
         require_choice("model_type", self.model_type, MODEL_TYPES)
@@ -150,6 +151,7 @@ class TrainingConfig:
             raise ValueError(f"`max_minutes` must be a positive number or null, got {self.max_minutes!r}.")
         require_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         require_bool("keep_freed_memory", self.keep_freed_memory)
+        require_bool("compile", self.compile)
         require_choice("log_with", self.log_with, TRACKERS)
         if self.max_source_tokens > self.max_tokens or self.max_target_tokens > self.max_tokens:
             raise ValueError(

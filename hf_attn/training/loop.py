@@ -251,6 +251,10 @@ class TrainingRun:
         model = build_model(config, self.tokenizer)
         # Saved with every checkpoint: the tokenizer's limit is then the model's, not a default that warns wrongly.
         self.tokenizer.model_max_length = model_position_limit(model) or VERY_LARGE_INTEGER
+        if config.compile:
+            # In place (``nn.Module.compile``), so saving, unwrapping and generating see the same module.
+            # Token batches vary in shape: one graph for dynamic shapes instead of one per batch shape.
+            model.compile(dynamic=True)
         self.num_parameters = sum(p.numel() for p in model.parameters())
         optimizer = torch.optim.AdamW(
             model.parameters(),
