@@ -220,14 +220,17 @@ class TrainingRun:
             self.train_data = tokenize_split(self.corpus["train"], self.tokenizer, *limits)
             dev_split = self.corpus["validation"]
             dev_split = dev_split.select(range(min(config.eval_examples, len(dev_split))))
-            self.dev_data = tokenize_split(dev_split, self.tokenizer, *limits)
+            self.dev_data = tokenize_split(dev_split, self.tokenizer, *limits).remove_columns("length")
         if len(self.train_data) == 0:
             raise ValueError("No training pair fits `max_source_tokens`/`max_target_tokens`; raise the limits.")
         self.dev_sources = list(dev_split["source"])
         self.dev_references = list(dev_split["target"])
 
+        train_lengths = example_lengths(self.train_data)
+        # The collator pads every column it gets: the model takes ids and labels only.
+        self.train_data = self.train_data.remove_columns("length")
         self.sampler = TokenBatchSampler(
-            example_lengths(self.train_data),
+            train_lengths,
             config.max_tokens,
             seed=config.seed,
             rank=self.accelerator.process_index,

@@ -12,6 +12,7 @@ import resource
 from pathlib import Path
 
 import datasets
+import numpy as np
 import torch
 from accelerate import Accelerator
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, PreTrainedModel, PreTrainedTokenizerFast
@@ -97,22 +98,42 @@ def build_model(config: TrainingConfig, tokenizer: PreTrainedTokenizerFast) -> P
 def tokenize_split(
     split: datasets.Dataset, tokenizer: PreTrainedTokenizerFast, max_source_tokens: int, max_target_tokens: int
 ) -> datasets.Dataset:
-    """input_ids/labels for every pair, dropping pairs with more source or target tokens than the limits."""
+    """input_ids/labels and their padded ``length`` for every pair, without pairs over the token limits.
 
-    def encode(batch: dict[str, list[str]]) -> dict[str, list[list[int]]]:
-        encoded = tokenizer(batch["source"], text_target=batch["target"])
-        return {"input_ids": encoded["input_ids"], "labels": encoded["labels"]}
-
-    tokenized = split.map(encode, batched=True, remove_columns=split.column_names, desc="Tokenizing")
-    return tokenized.filter(
-        lambda example: len(example["input_ids"]) <= max_source_tokens and len(example["labels"]) <= max_target_tokens,
-        desc="Filtering long pairs",
+    Ids are stored in the smallest unsigned dtype that holds the vocabulary (uint16 under
+    65,536 tokens, a quarter of int64), and long pairs are dropped inside the same ``map``,
+    so the result has no indices mapping and its ``length`` column reads as one array.
+    """
+    id_dtype = smallest_id_dtype(max(len(tokenizer), target_vocab_size_of(tokenizer)))
+    features = datasets.Features(
+        {
+            "input_ids": datasets.Sequence(datasets.Value(id_dtype)),
+            "labels": datasets.Sequence(datasets.Value(id_dtype)),
+            "length": datasets.Value("int32"),
+        }
     )
 
+    def encode(batch: dict[str, list[str]]) -> dict[str, list]:
+        encoded = tokenizer(batch["source"], text_target=batch["target"])
+        kept: dict[str, list] = {"input_ids": [], "labels": [], "length": []}
+        for source, target in zip(encoded["input_ids"], encoded["labels"]):
+            if len(source) <= max_source_tokens and len(target) <= max_target_tokens:
+                kept["input_ids"].append(source)
+                kept["labels"].append(target)
+                kept["length"].append(max(len(source), len(target)))
+        return kept
 
-def example_lengths(tokenized: datasets.Dataset) -> list[int]:
-    """Padded length each example adds to a batch: its longer side."""
-    return [max(len(s), len(t)) for s, t in zip(tokenized["input_ids"], tokenized["labels"])]
+    return split.map(encode, batched=True, remove_columns=split.column_names, features=features, desc="Tokenizing")
+
+
+def smallest_id_dtype(vocab_size: int) -> str:
+    """The narrowest unsigned integer type (a ``datasets.Value`` dtype) that holds ids below ``vocab_size``."""
+    return "uint16" if vocab_size <= 2**16 else "uint32"
+
+
+def example_lengths(tokenized: datasets.Dataset) -> np.ndarray:
+    """Padded length each example adds to a batch (its longer side), read as one column."""
+    return np.asarray(tokenized.with_format("numpy")["length"], dtype=np.int64)
 
 
 def has_accelerator() -> bool:
