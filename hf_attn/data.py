@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import functools
 import gzip
+import itertools
 import json
 import logging
 import os
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TypeAlias
 
@@ -166,48 +167,70 @@ def _load_split(source: DataSource, source_key: str, target_key: str, header: bo
 
 def _load_source(source: DataSource, source_key: str, target_key: str, header: bool | None) -> datasets.DatasetDict:
     """Read one data source into a DatasetDict (a single file becomes the ``train`` split)."""
-    if isinstance(source, (tuple, list)):
-        return _as_train(_read_text_pair(*(Path(p) for p in source)))
-    path = Path(source)
-    if not path.exists() and "," in str(source):
-        return _as_train(_read_text_pair(*(Path(p) for p in str(source).split(",", 1))))
+    path = Path(source) if not isinstance(source, (tuple, list)) else None
+    if path is None or (not path.exists() and "," in str(source)):
+        pair = source if path is None else str(source).split(",", 1)
+        return _as_train(_load_text_pair(*(Path(p) for p in pair)))
     if not path.exists():
         raise FileNotFoundError(f"No such file or directory: {path}")
     if path.is_dir():
         return _read_saved_dataset(path, source_key, target_key)
     suffix = path.name.lower().removesuffix(".gz").rsplit(".", 1)[-1]
     if suffix in ("tsv", "tab"):
-        return _as_train(_read_tsv(path, source_key, target_key, header))
+        return _as_train(_pairs_dataset(_read_tsv, path, source_key=source_key, target_key=target_key, header=header))
     if suffix in ("jsonl", "json"):
-        return _as_train(_read_jsonl(path, source_key, target_key))
+        return _as_train(_pairs_dataset(_read_jsonl, path, source_key=source_key, target_key=target_key))
     raise ValueError(
         f"Cannot tell the format of {path}: use a .tsv or .jsonl file, a save_to_disk directory, "
         "or a pair of aligned plain-text files ('source.txt,target.txt')."
     )
 
 
+def _load_text_pair(source_path: Path, target_path: Path) -> datasets.Dataset:
+    for path in (source_path, target_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"No such file: {path}")
+    return _pairs_dataset(_read_text_pair, source_path, target_path=target_path)
+
+
 def _as_train(dataset: datasets.Dataset) -> datasets.DatasetDict:
     return datasets.DatasetDict({"train": dataset})
 
 
-def _lines(path: Path) -> list[tuple[int, str]]:
-    """``(line number, text)`` of a UTF-8 file (gzipped if named ``.gz``), checked to hold some text."""
-    raw = path.read_bytes()
-    if path.name.endswith(".gz"):
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as error:
-            raise ValueError(f"{path} is not a complete gzip file ({error}); it is damaged or truncated.") from None
+Pair: TypeAlias = dict[str, str]
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of a UTF-8 file (gzipped if named ``.gz``), read as a stream.
+
+    Only one line is held at a time, so a file of millions of lines costs no memory here;
+    a file with no text at all is refused once it has been read to its end.
+    """
+    opener = gzip.open if path.name.endswith(".gz") else open
+    has_text = False
+    leading: list[tuple[int, str]] = []
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}).") from error
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    if not any(line.strip() for line in lines):
+        with opener(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError as error:
+                    raise ValueError(
+                        f"{path} is not UTF-8 text ({error.reason} at byte {error.start} of line {number})."
+                    ) from None
+                line = line.removesuffix("\n").rstrip("\r")
+                if not has_text:
+                    # Blank lines before the first text are held back: an all-blank file is "empty".
+                    leading.append((number, line))
+                    has_text = bool(line.strip())
+                    if has_text:
+                        yield from leading
+                    continue
+                yield number, line
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise ValueError(f"{path} is not a complete gzip file ({error}); it is damaged or truncated.") from None
+    if not has_text:
         raise ValueError(f"{path} is empty.")
-    return [(number, line.rstrip("\r")) for number, line in enumerate(lines, start=1)]
 
 
 def _require_text(path: Path, number: int, text: str, what: str) -> None:
@@ -215,14 +238,41 @@ def _require_text(path: Path, number: int, text: str, what: str) -> None:
         raise ValueError(f"{path}, line {number}: {what} is empty.")
 
 
-def _pairs_dataset(path: Path, ids: list[str], sources: list[str], targets: list[str]) -> datasets.Dataset:
-    if not ids:
+def _pairs_dataset(reader: Callable[..., Iterator[Pair]], path: Path, **reader_kwargs: object) -> datasets.Dataset:
+    """Pairs streamed from ``reader`` into an Arrow file in the datasets cache, memory-mapped.
+
+    The cache key covers the reader, its arguments and the files' size and modification time,
+    so a second run (or another process) on unchanged files reuses the Arrow file and its
+    tokenized ``map`` caches. Errors raised while reading keep their own message (file, line).
+    """
+    files = [Path(p) for p in (path, reader_kwargs.get("target_path")) if p is not None]
+    # A string: datasets would shard a list-valued generator argument across jobs.
+    stamp = ";".join(f"{f.resolve()}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    try:
+        dataset = datasets.Dataset.from_generator(
+            _checked_pairs,
+            features=_PAIR_FEATURES,
+            gen_kwargs={"reader": reader, "path": path, "stamp": stamp, "reader_kwargs": reader_kwargs},
+        )
+    except datasets.exceptions.DatasetGenerationError as error:
+        cause = error.__cause__
+        raise (cause if isinstance(cause, (ValueError, OSError)) else error) from None
+    return dataset
+
+
+def _checked_pairs(
+    reader: Callable[..., Iterator[Pair]], path: Path, stamp: str, reader_kwargs: dict[str, object]
+) -> Iterator[Pair]:
+    """The reader's pairs, refusing a file that holds none (``stamp`` only keys the cache)."""
+    empty = True
+    for pair in reader(path, **reader_kwargs):
+        empty = False
+        yield pair
+    if empty:
         raise ValueError(f"{path} has no sentence pairs.")
-    return datasets.Dataset.from_dict({"id": ids, "source": sources, "target": targets}, features=_PAIR_FEATURES)
 
 
-def _read_tsv(path: Path, source_key: str, target_key: str, header: bool | None) -> datasets.Dataset:
-    ids, sources, targets = [], [], []
+def _read_tsv(path: Path, source_key: str, target_key: str, header: bool | None) -> Iterator[Pair]:
     for number, line in _lines(path):
         _require_text(path, number, line, "the line")
         columns = line.split("\t")
@@ -234,14 +284,10 @@ def _read_tsv(path: Path, source_key: str, target_key: str, header: bool | None)
             )
         _require_text(path, number, columns[0], "the source text")
         _require_text(path, number, columns[1], "the target text")
-        ids.append(f"{path.name}:{number}")
-        sources.append(columns[0].strip())
-        targets.append(columns[1].strip())
-    return _pairs_dataset(path, ids, sources, targets)
+        yield {"id": f"{path.name}:{number}", "source": columns[0].strip(), "target": columns[1].strip()}
 
 
-def _read_jsonl(path: Path, source_key: str, target_key: str) -> datasets.Dataset:
-    ids, sources, targets = [], [], []
+def _read_jsonl(path: Path, source_key: str, target_key: str) -> Iterator[Pair]:
     for number, line in _lines(path):
         _require_text(path, number, line, "the line")
         try:
@@ -257,29 +303,28 @@ def _read_jsonl(path: Path, source_key: str, target_key: str) -> datasets.Datase
                 found = type(record[key]).__name__
                 raise ValueError(f"{path}, line {number}: {key!r} must be a string, found {found}.")
             _require_text(path, number, record[key], f"{key!r}")
-        ids.append(str(record.get("id", f"{path.name}:{number}")))
-        sources.append(record[source_key].strip())
-        targets.append(record[target_key].strip())
-    return _pairs_dataset(path, ids, sources, targets)
+        yield {
+            "id": str(record.get("id", f"{path.name}:{number}")),
+            "source": record[source_key].strip(),
+            "target": record[target_key].strip(),
+        }
 
 
-def _read_text_pair(source_path: Path, target_path: Path) -> datasets.Dataset:
-    for path in (source_path, target_path):
-        if not path.is_file():
-            raise FileNotFoundError(f"No such file: {path}")
-    source_lines, target_lines = _lines(source_path), _lines(target_path)
-    if len(source_lines) != len(target_lines):
-        raise ValueError(
-            f"{source_path} has {len(source_lines)} lines but {target_path} has {len(target_lines)}: "
-            "the two files must be aligned line by line."
-        )
-    for (number, source), (_, target) in zip(source_lines, target_lines):
-        _require_text(source_path, number, source, "the line")
-        _require_text(target_path, number, target, "the line")
-    ids = [f"{source_path.name}:{number}" for number, _ in source_lines]
-    return _pairs_dataset(
-        source_path, ids, [text.strip() for _, text in source_lines], [text.strip() for _, text in target_lines]
-    )
+def _read_text_pair(path: Path, target_path: Path) -> Iterator[Pair]:
+    """Pairs of two line-aligned files, read side by side; a length mismatch names both counts."""
+    missing = object()
+    source_lines, target_lines = _lines(path), _lines(target_path)
+    for number, (source, target) in enumerate(itertools.zip_longest(source_lines, target_lines, fillvalue=missing), 1):
+        if source is missing or target is missing:
+            source_count = number - 1 + (source is not missing) + sum(1 for _ in source_lines)
+            target_count = number - 1 + (target is not missing) + sum(1 for _ in target_lines)
+            raise ValueError(
+                f"{path} has {source_count} lines but {target_path} has {target_count}: "
+                "the two files must be aligned line by line."
+            )
+        _require_text(path, number, source[1], "the line")
+        _require_text(target_path, number, target[1], "the line")
+        yield {"id": f"{path.name}:{number}", "source": source[1].strip(), "target": target[1].strip()}
 
 
 def _read_saved_dataset(path: Path, source_key: str, target_key: str) -> datasets.DatasetDict:
