@@ -16,6 +16,7 @@ import logging
 import os
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
 
@@ -126,6 +127,9 @@ def load_parallel_data(
     *,
     source_key: str = "source",
     target_key: str = "target",
+    source_lang: str | None = None,
+    target_lang: str | None = None,
+    name: str | None = None,
     header: bool | None = None,
     validation_size: int | float = 0.05,
     test_size: int | float = 0.05,
@@ -142,22 +146,44 @@ def load_parallel_data(
     any of these. A TSV header is recognised when its columns are ``source_key`` and
     ``target_key`` (``header=None``), or forced on or off.
 
+    Any other file ``datasets.load_dataset`` reads (``.parquet``, ``.csv``, ``.arrow``), a
+    folder of such files, or a Hub dataset id (with its config ``name``) goes through
+    ``load_dataset``; ``source_lang``/``target_lang`` then pick the languages of a
+    ``translation`` column (``{"en": ..., "es": ...}``, as wmt14 or opus-100 hold) instead
+    of ``source_key``/``target_key``.
+
     Splits the data lacks are carved from ``train`` with a seeded shuffle:
     ``validation_size``/``test_size`` are counts (int) or fractions (float); 0 leaves the
     split out. ``max_words`` filters the training split as in :func:`load_bible_corpus`.
     """
+    if (source_lang is None) != (target_lang is None):
+        raise ValueError("Give both `source_lang` and `target_lang` (the keys of a `translation` column), or neither.")
+    columns = _Columns(source_key, target_key, source_lang, target_lang, name)
     if isinstance(path, Mapping):
-        corpus = datasets.DatasetDict(
-            {split: _load_split(source, source_key, target_key, header) for split, source in path.items()}
-        )
+        corpus = datasets.DatasetDict({split: _load_split(source, columns, header) for split, source in path.items()})
     else:
-        corpus = _load_source(path, source_key, target_key, header)
+        corpus = _load_source(path, columns, header)
     corpus = _carve_missing_splits(corpus, validation_size, test_size, seed)
     return filter_by_length(corpus, max_words)
 
 
-def _load_split(source: DataSource, source_key: str, target_key: str, header: bool | None) -> datasets.Dataset:
-    corpus = _load_source(source, source_key, target_key, header)
+@dataclass(frozen=True)
+class _Columns:
+    """Where the texts are: two columns, or two language keys of a ``translation`` column; and a dataset config."""
+
+    source_key: str
+    target_key: str
+    source_lang: str | None = None
+    target_lang: str | None = None
+    name: str | None = None
+
+
+# File suffixes read by the datasets packaged builder of the same role (TSV and JSONL have checked readers here).
+LOAD_DATASET_BUILDERS = {"parquet": "parquet", "csv": "csv", "arrow": "arrow"}
+
+
+def _load_split(source: DataSource, columns: _Columns, header: bool | None) -> datasets.Dataset:
+    corpus = _load_source(source, columns, header)
     if list(corpus) != ["train"]:
         raise ValueError(
             f"{source} holds several splits ({', '.join(corpus)}); a split mapping needs one dataset per entry."
@@ -165,23 +191,38 @@ def _load_split(source: DataSource, source_key: str, target_key: str, header: bo
     return corpus["train"]
 
 
-def _load_source(source: DataSource, source_key: str, target_key: str, header: bool | None) -> datasets.DatasetDict:
+def _load_source(source: DataSource, columns: _Columns, header: bool | None) -> datasets.DatasetDict:
     """Read one data source into a DatasetDict (a single file becomes the ``train`` split)."""
     path = Path(source) if not isinstance(source, (tuple, list)) else None
     if path is None or (not path.exists() and "," in str(source)):
         pair = source if path is None else str(source).split(",", 1)
         return _as_train(_load_text_pair(*(Path(p) for p in pair)))
+    source_key, target_key = columns.source_key, columns.target_key
     if not path.exists():
+        if _looks_like_hub_id(str(source)):
+            return _standardise_all(str(source), _load_hub_dataset(str(source), columns.name), columns)
         raise FileNotFoundError(f"No such file or directory: {path}")
     if path.is_dir():
-        return _read_saved_dataset(path, source_key, target_key)
+        if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
+            return _standardise_all(str(path), _load_saved(path), columns)
+        try:
+            loaded = _load_with_datasets(str(path), columns.name)
+        except (datasets.data_files.EmptyDatasetError, FileNotFoundError) as error:
+            raise ValueError(
+                f"{path} is a directory but not a dataset written by save_to_disk, "
+                f"nor a folder of data files load_dataset reads ({error})."
+            ) from error
+        return _standardise_all(str(path), loaded, columns)
     suffix = path.name.lower().removesuffix(".gz").rsplit(".", 1)[-1]
+    if suffix in LOAD_DATASET_BUILDERS:
+        loaded = _load_with_datasets(LOAD_DATASET_BUILDERS[suffix], None, data_files=str(path))
+        return _standardise_all(str(path), loaded, columns)
     if suffix in ("tsv", "tab"):
         return _as_train(_pairs_dataset(_read_tsv, path, source_key=source_key, target_key=target_key, header=header))
     if suffix in ("jsonl", "json"):
         return _as_train(_pairs_dataset(_read_jsonl, path, source_key=source_key, target_key=target_key))
     raise ValueError(
-        f"Cannot tell the format of {path}: use a .tsv or .jsonl file, a save_to_disk directory, "
+        f"Cannot tell the format of {path}: use a .tsv, .jsonl, .csv, .parquet or .arrow file, a dataset folder, "
         "or a pair of aligned plain-text files ('source.txt,target.txt')."
     )
 
@@ -327,21 +368,79 @@ def _read_text_pair(path: Path, target_path: Path) -> Iterator[Pair]:
         yield {"id": f"{path.name}:{number}", "source": source[1].strip(), "target": target[1].strip()}
 
 
-def _read_saved_dataset(path: Path, source_key: str, target_key: str) -> datasets.DatasetDict:
+def _load_saved(path: Path) -> datasets.DatasetDict:
     try:
         loaded = datasets.load_from_disk(str(path))
     except FileNotFoundError as error:
         raise ValueError(f"{path} is a directory but not a dataset written by save_to_disk ({error}).") from error
-    corpus = loaded if isinstance(loaded, datasets.DatasetDict) else _as_train(loaded)
+    return loaded if isinstance(loaded, datasets.DatasetDict) else _as_train(loaded)
+
+
+def _looks_like_hub_id(text: str) -> bool:
+    """``name`` or ``owner/name`` not naming a data file: what a Hub dataset id looks like."""
+    parts = text.split("/")
+    suffix = parts[-1].lower().removesuffix(".gz").rsplit(".", 1)[-1]
+    data_suffixes = ("tsv", "tab", "jsonl", "json", "txt", *LOAD_DATASET_BUILDERS)
+    return 1 <= len(parts) <= 2 and all(parts) and suffix not in data_suffixes
+
+
+def _load_hub_dataset(dataset_id: str, name: str | None) -> datasets.DatasetDict:
+    """A Hub dataset through ``load_dataset``; a failure names the id and whether the Hub could be reached."""
+    try:
+        return _load_with_datasets(dataset_id, name)
+    except (ConnectionError, OSError, datasets.exceptions.DatasetNotFoundError) as error:
+        raise ValueError(
+            f"Cannot load {dataset_id!r}: it is no local file or folder, and as a Hugging Face Hub dataset it could "
+            f"not be loaded: the Hub is unreachable or has no such dataset (offline, or a typo?): {error}"
+        ) from error
+
+
+def _load_with_datasets(path: str, name: str | None, **kwargs: object) -> datasets.DatasetDict:
+    """``datasets.load_dataset`` of every split: Arrow files in the datasets cache, memory-mapped."""
+    loaded = datasets.load_dataset(path, name, **kwargs)
+    if not isinstance(loaded, datasets.DatasetDict):
+        raise ValueError(f"{path}: expected a dataset of splits, got {type(loaded).__name__}.")
+    return loaded
+
+
+def _standardise_all(where: str, corpus: datasets.DatasetDict, columns: _Columns) -> datasets.DatasetDict:
     return datasets.DatasetDict(
-        {split: _standardise(path, split, dataset, source_key, target_key) for split, dataset in corpus.items()}
+        {split: _standardise(Path(where), split, dataset, columns) for split, dataset in corpus.items()}
     )
 
 
-def _standardise(
-    path: Path, split: str, dataset: datasets.Dataset, source_key: str, target_key: str
-) -> datasets.Dataset:
+def _from_translation_column(path: Path, split: str, dataset: datasets.Dataset, columns: _Columns) -> datasets.Dataset:
+    """``source``/``target`` taken from the ``translation`` column's ``source_lang``/``target_lang`` keys."""
+    if "translation" not in dataset.column_names:
+        raise ValueError(
+            f"{path} ({split}): `source_lang`/`target_lang` need a 'translation' column; "
+            f"columns are {', '.join(map(repr, dataset.column_names))}."
+        )
+    feature = dataset.features["translation"]
+    available = list(getattr(feature, "languages", None) or (feature if isinstance(feature, dict) else []))
+    if not available and len(dataset):
+        available = list(dataset[0]["translation"])
+    missing = [lang for lang in (columns.source_lang, columns.target_lang) if lang not in available]
+    if missing:
+        raise ValueError(
+            f"{path} ({split}): language key(s) {', '.join(map(repr, missing))} not in the 'translation' column; "
+            f"its languages are {', '.join(map(repr, available))}."
+        )
+
+    def split_languages(batch: dict[str, list]) -> dict[str, list[str]]:
+        pairs = batch["translation"]
+        return {"source": [p[columns.source_lang] for p in pairs], "target": [p[columns.target_lang] for p in pairs]}
+
+    return dataset.map(split_languages, batched=True, remove_columns=["translation"], desc="Reading translation")
+
+
+def _standardise(path: Path, split: str, dataset: datasets.Dataset, columns: _Columns) -> datasets.Dataset:
     """Rename the text columns to source/target, add ids if missing, and check the texts."""
+    if columns.source_lang is not None:
+        dataset = _from_translation_column(path, split, dataset, columns)
+        source_key, target_key = "source", "target"
+    else:
+        source_key, target_key = columns.source_key, columns.target_key
     missing = [key for key in (source_key, target_key) if key not in dataset.column_names]
     if missing:
         raise ValueError(

@@ -216,7 +216,7 @@ def test_split_mapping_and_carved_splits(tmp_path):
         ("list.jsonl", '["a", "b"]\n', r"list\.jsonl, line 1: expected a JSON object, found list"),
         ("key.jsonl", '{"source": "a", "tgt": "b"}\n', r"key\.jsonl, line 1: missing key 'target'"),
         ("type.jsonl", '{"source": "a", "target": 3}\n', r"type\.jsonl, line 1: 'target' must be a string, found int"),
-        ("format.csv", "a,b\n", r"Cannot tell the format of .*format\.csv"),
+        ("format.xyz", "a,b\n", r"Cannot tell the format of .*format\.xyz"),
     ],
 )
 def test_malformed_files_name_the_file_and_line(tmp_path, name, content, message):
