@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -260,3 +263,47 @@ def test_bad_directories_and_columns(tmp_path):
 def test_too_small_to_split(tmp_path):
     with pytest.raises(ValueError, match="Cannot take a validation split"):
         load_parallel_data(write(tmp_path / "one.jsonl", json.dumps({"source": "a", "target": "b"}) + "\n"))
+
+
+# --- Formats read through datasets.load_dataset --------------------------------------------------------------------
+
+
+def test_parquet_csv_and_folders_go_through_load_dataset(tmp_path):
+    table = datasets.Dataset.from_dict({"en": ["Hello.", "Bye"], "es": ["Hola.", "Adiós"]})
+    table.to_parquet(str(tmp_path / "pairs.parquet"))
+    table.to_csv(str(tmp_path / "pairs.csv"), index=False)
+    (tmp_path / "folder").mkdir()
+    table.to_parquet(str(tmp_path / "folder" / "train.parquet"))
+    for path in (tmp_path / "pairs.parquet", tmp_path / "pairs.csv", tmp_path / "folder"):
+        corpus = load_parallel_data(path, source_key="en", target_key="es", **NO_SPLITS)
+        assert pairs(corpus) == [("Hello.", "Hola."), ("Bye", "Adiós")], path
+        assert corpus["train"].cache_files, "load_dataset keeps the data as Arrow files on disk"
+
+
+def test_translation_column_by_language(tmp_path):
+    rows = [{"de": "Hallo.", "en": "Hello."}, {"de": "Tschüss", "en": "Bye"}]
+    datasets.Dataset.from_dict({"translation": rows}).to_parquet(str(tmp_path / "wmt.parquet"))
+    corpus = load_parallel_data(tmp_path / "wmt.parquet", source_lang="en", target_lang="de", **NO_SPLITS)
+    assert pairs(corpus) == [("Hello.", "Hallo."), ("Bye", "Tschüss")]
+    with pytest.raises(ValueError, match=r"language key\(s\) 'es' not in the 'translation' column; .*'de', 'en'"):
+        load_parallel_data(tmp_path / "wmt.parquet", source_lang="en", target_lang="es", **NO_SPLITS)
+    with pytest.raises(ValueError, match="both `source_lang` and `target_lang`"):
+        load_parallel_data(tmp_path / "wmt.parquet", source_lang="en")
+
+
+def test_unknown_column_lists_the_available_ones(tmp_path):
+    datasets.Dataset.from_dict({"en": ["a"], "es": ["b"]}).to_parquet(str(tmp_path / "pairs.parquet"))
+    with pytest.raises(ValueError, match=r"missing column\(s\) 'fr'; columns are 'en', 'es'"):
+        load_parallel_data(tmp_path / "pairs.parquet", source_key="en", target_key="fr")
+
+
+def test_an_unreachable_hub_id_is_named(tmp_path):
+    """The real load_dataset, offline: the error names the id and the Hub."""
+    code = (
+        "from hf_attn.data import load_parallel_data\n"
+        "try:\n    load_parallel_data('someone/no-such-corpus')\n"
+        "except ValueError as error:\n    print(error)\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert "'someone/no-such-corpus'" in result.stdout and "Hub is unreachable" in result.stdout, result
