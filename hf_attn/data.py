@@ -474,3 +474,45 @@ def _carve_missing_splits(
             ) from error
         corpus["train"], corpus[split] = parts["train"], parts["test"]
     return datasets.DatasetDict({split: corpus[split] for split in (*SPLITS, *corpus) if split in corpus})
+
+
+# The `data:` mapping of a training config, and the load_parallel_data argument each key sets.
+DATA_SPEC_KEYS = {
+    "path": "path",
+    "splits": "path",
+    "name": "name",
+    "source_column": "source_key",
+    "target_column": "target_key",
+    "source_lang": "source_lang",
+    "target_lang": "target_lang",
+    "header": "header",
+    "validation_size": "validation_size",
+    "test_size": "test_size",
+}
+
+
+def check_data_spec(spec: str | Mapping[str, object]) -> None:
+    """Refuse a ``data:`` value that cannot be loaded, before any model or data is built."""
+    if isinstance(spec, str):
+        return
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"`data` must be a path, a Hub dataset id or a mapping, got {spec!r}.")
+    unknown = [key for key in spec if key not in DATA_SPEC_KEYS]
+    if unknown:
+        raise ValueError(
+            f"Unknown key(s) {', '.join(f'`data.{key}`' for key in unknown)}; "
+            f"`data` takes {', '.join(DATA_SPEC_KEYS)}."
+        )
+    if ("path" in spec) == ("splits" in spec):
+        raise ValueError("`data` needs exactly one of `path` (a file, folder or Hub id) and `splits` (split: file).")
+    if "splits" in spec and not isinstance(spec["splits"], Mapping):
+        raise ValueError(f"`data.splits` must map split names to files, got {spec['splits']!r}.")
+
+
+def load_data(spec: str | Mapping[str, object], seed: int = 0) -> datasets.DatasetDict:
+    """The pairs a training config's ``data:`` names: a path or Hub id, or a mapping of :data:`DATA_SPEC_KEYS`."""
+    check_data_spec(spec)
+    if isinstance(spec, str):
+        return load_parallel_data(spec, seed=seed)
+    arguments = {DATA_SPEC_KEYS[key]: value for key, value in spec.items()}
+    return load_parallel_data(seed=seed, **arguments)

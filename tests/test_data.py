@@ -307,3 +307,19 @@ def test_an_unreachable_hub_id_is_named(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert "'someone/no-such-corpus'" in result.stdout and "Hub is unreachable" in result.stdout, result
+
+
+def test_training_config_data_mapping(tmp_path):
+    from hf_attn.training.config import TrainingConfig
+    from hf_attn.training.setup import load_corpus
+
+    rows = [{"en": f"Hello {i}.", "es": f"Hola {i}."} for i in range(20)]
+    datasets.Dataset.from_dict({"translation": rows}).to_parquet(str(tmp_path / "opus.parquet"))
+    spec = {"path": str(tmp_path / "opus.parquet"), "source_lang": "es", "target_lang": "en", "validation_size": 2}
+    corpus = load_corpus(TrainingConfig(data={**spec, "test_size": 0}))
+    assert {split: len(corpus[split]) for split in corpus} == {"train": 18, "validation": 2}
+    assert all(source.startswith("Hola") for source in corpus["train"]["source"])
+    with pytest.raises(ValueError, match=r"Unknown key\(s\) `data.source_colum`; `data` takes path, splits"):
+        TrainingConfig(data={"path": "x.tsv", "source_colum": "en"})
+    with pytest.raises(ValueError, match="exactly one of `path`"):
+        TrainingConfig(data={"name": "de-en"})

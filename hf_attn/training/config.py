@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 from transformers import PreTrainedConfig
 
+from ..data import check_data_spec
 from ..models import RNNSeq2SeqConfig, TransformerSeq2SeqConfig
 from ..models.config_validation import (
     require_bool,
@@ -72,7 +73,7 @@ class TrainingConfig:
     model_type: str = "transformer_seq2seq"
     model: dict[str, Any] = field(default_factory=dict)
     output_dir: str = "runs/model"
-    data: str | None = None
+    data: str | dict[str, Any] | None = None
     tokenizer: str | None = None
     vocab_size: int = 8000
     separate_vocabularies: bool = False
@@ -112,6 +113,8 @@ class TrainingConfig:
         if not isinstance(self.model, dict):
             raise ValueError(f"`model` must be a mapping of model config overrides, got {self.model!r}.")
         self._check_model_block()
+        if self.data is not None:
+            check_data_spec(self.data)
         for name in (
             "vocab_size",
             "max_source_tokens",

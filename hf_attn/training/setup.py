@@ -18,7 +18,7 @@ from accelerate import Accelerator
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, PreTrainedModel, PreTrainedTokenizerFast
 
 from ..atomic import atomic_directory
-from ..data import load_bible_corpus, load_parallel_data
+from ..data import load_bible_corpus, load_data
 from ..tokenization import (
     check_tokenizer_matches_config,
     has_separate_vocabularies,
@@ -36,7 +36,7 @@ TOKENIZER_DIR = "tokenizer"
 
 def load_corpus(config: TrainingConfig) -> datasets.DatasetDict:
     """The bundled Bible corpus, or the user's data named by ``config.data``."""
-    return load_bible_corpus() if config.data is None else load_parallel_data(config.data)
+    return load_bible_corpus() if config.data is None else load_data(config.data)
 
 
 def prepare_tokenizer(
