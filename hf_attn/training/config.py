@@ -83,6 +83,10 @@ class TrainingConfig:
     max_tokens: int = 2048
     min_batch_size: int = 1
     max_train_examples: int | None = None
+    # Processes that tokenize the corpus once into the datasets cache (None: this one only).
+    num_proc: int | None = None
+    # How long processes wait for each other (e.g. while the main one tokenizes a large corpus).
+    process_group_timeout_minutes: int = 60
     gradient_accumulation_steps: int = 1
     learning_rate: float = 7e-4
     warmup_steps: int = 1000
@@ -115,6 +119,8 @@ class TrainingConfig:
         self._check_model_block()
         if self.data is not None:
             check_data_spec(self.data)
+        if self.num_proc is not None:
+            require_positive_int("num_proc", self.num_proc)
         for name in (
             "vocab_size",
             "max_source_tokens",
@@ -129,6 +135,7 @@ class TrainingConfig:
             "save_every",
             "keep_checkpoints",
             "log_every",
+            "process_group_timeout_minutes",
         ):
             require_positive_int(name, getattr(self, name))
         require_non_negative_int("warmup_steps", self.warmup_steps)

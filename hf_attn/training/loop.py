@@ -34,12 +34,13 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate import Accelerator, DataLoaderConfiguration, InitProcessGroupKwargs
 from accelerate.utils import broadcast_object_list, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -193,6 +194,8 @@ class TrainingRun:
             project_dir=str(self.output_dir),
             # Batches are global and split across processes, so the schedule steps once per step.
             dataloader_config=DataLoaderConfiguration(split_batches=True),
+            # torch's default 10 minutes ends a run whose main process is still tokenizing a large corpus.
+            kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(minutes=config.process_group_timeout_minutes))],
         )
         if config.mixed_precision == "fp16" and self.accelerator.device.type == "cpu":
             logger.warning("fp16 is not available on CPU: accelerate runs this training in fp32.")
@@ -217,7 +220,7 @@ class TrainingRun:
         self.tokenizer = prepare_tokenizer(config, self.corpus, self.accelerator)
         with self.accelerator.main_process_first():
             limits = (config.max_source_tokens, config.max_target_tokens)
-            self.train_data = tokenize_split(self.corpus["train"], self.tokenizer, *limits)
+            self.train_data = tokenize_split(self.corpus["train"], self.tokenizer, *limits, num_proc=config.num_proc)
             dev_split = self.corpus["validation"]
             dev_split = dev_split.select(range(min(config.eval_examples, len(dev_split))))
             self.dev_data = tokenize_split(dev_split, self.tokenizer, *limits).remove_columns("length")
