@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 import datasets
+import pyarrow.compute as pc
 
 logger = logging.getLogger(__name__)
 
@@ -448,12 +449,31 @@ def _standardise(path: Path, split: str, dataset: datasets.Dataset, columns: _Co
             f"columns are {', '.join(map(repr, dataset.column_names))}."
         )
     dataset = dataset.rename_columns({k: v for k, v in ((source_key, "source"), (target_key, "target")) if k != v})
-    for row, (source, target) in enumerate(zip(dataset["source"], dataset["target"])):
-        if not isinstance(source, str) or not isinstance(target, str) or not source.strip() or not target.strip():
-            raise ValueError(f"{path} ({split}), row {row}: source and target must be non-empty strings.")
+    _check_texts(path, split, dataset)
     if "id" not in dataset.column_names:
         dataset = dataset.add_column("id", [f"{split}:{row}" for row in range(len(dataset))])
     return dataset
+
+
+def _check_texts(path: Path, split: str, dataset: datasets.Dataset, batch_size: int = 100_000) -> None:
+    """Refuse a row whose source or target is not a non-empty string, reading Arrow batches (bounded memory)."""
+    for column in ("source", "target"):
+        feature = dataset.features[column]
+        if not isinstance(feature, datasets.Value) or feature.dtype not in ("string", "large_string"):
+            raise ValueError(f"{path} ({split}): the {column} column must hold strings, found {feature}.")
+    for start in range(0, len(dataset), batch_size):
+        batch = dataset.with_format("arrow")[start : start + batch_size]
+        bad = None
+        for column in ("source", "target"):
+            texts = batch[column]
+            blank = pc.or_kleene(pc.is_null(texts), pc.equal(pc.utf8_trim_whitespace(texts), ""))
+            blank = pc.fill_null(blank, True)
+            bad = blank if bad is None else pc.or_(bad, blank)
+        rows = pc.indices_nonzero(bad)
+        if len(rows):
+            raise ValueError(
+                f"{path} ({split}), row {start + rows[0].as_py()}: source and target must be non-empty strings."
+            )
 
 
 def _carve_missing_splits(

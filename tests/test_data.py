@@ -323,3 +323,12 @@ def test_training_config_data_mapping(tmp_path):
         TrainingConfig(data={"path": "x.tsv", "source_colum": "en"})
     with pytest.raises(ValueError, match="exactly one of `path`"):
         TrainingConfig(data={"name": "de-en"})
+
+
+def test_blank_or_non_text_rows_of_loaded_files_are_named(tmp_path):
+    datasets.Dataset.from_dict({"en": ["a", "b", " "], "es": ["x", None, "z"]}).to_parquet(str(tmp_path / "gap.parquet"))
+    with pytest.raises(ValueError, match=r"gap\.parquet \(train\), row 1: source and target must be non-empty"):
+        load_parallel_data(tmp_path / "gap.parquet", source_key="en", target_key="es")
+    datasets.Dataset.from_dict({"en": ["a"], "es": [3]}).to_parquet(str(tmp_path / "int.parquet"))
+    with pytest.raises(ValueError, match=r"int\.parquet \(train\): the target column must hold strings"):
+        load_parallel_data(tmp_path / "int.parquet", source_key="en", target_key="es")
