@@ -326,7 +326,9 @@ def test_training_config_data_mapping(tmp_path):
 
 
 def test_blank_or_non_text_rows_of_loaded_files_are_named(tmp_path):
-    datasets.Dataset.from_dict({"en": ["a", "b", " "], "es": ["x", None, "z"]}).to_parquet(str(tmp_path / "gap.parquet"))
+    datasets.Dataset.from_dict({"en": ["a", "b", " "], "es": ["x", None, "z"]}).to_parquet(
+        str(tmp_path / "gap.parquet")
+    )
     with pytest.raises(ValueError, match=r"gap\.parquet \(train\), row 1: source and target must be non-empty"):
         load_parallel_data(tmp_path / "gap.parquet", source_key="en", target_key="es")
     datasets.Dataset.from_dict({"en": ["a"], "es": [3]}).to_parquet(str(tmp_path / "int.parquet"))
