@@ -89,3 +89,12 @@ def test_tokenized_split_is_cached_with_small_ids_and_a_length_column(tmp_path):
     again = tokenize_split(corpus["train"], tokenizer, 128, 128)
     assert again.cache_files == first.cache_files, "a second tokenization of the same file reuses the cache"
     assert len(tokenize_split(corpus["train"], tokenizer, 3, 128)) < len(first), "long pairs are dropped"
+
+
+def test_a_per_process_token_budget_scales_with_the_processes():
+    from hf_attn.training.config import TrainingConfig
+
+    assert TrainingConfig(max_tokens=1500).global_max_tokens(4) == 1500
+    assert TrainingConfig(max_tokens_per_process=500).global_max_tokens(4) == 2000
+    with pytest.raises(ValueError, match="`max_tokens_per_process` .* must be at least `max_source_tokens`"):
+        TrainingConfig(max_tokens_per_process=64)

@@ -81,6 +81,8 @@ class TrainingConfig:
     max_source_tokens: int = 128
     max_target_tokens: int = 128
     max_tokens: int = 2048
+    # Per-process budget instead: the global batch is this times the number of processes.
+    max_tokens_per_process: int | None = None
     min_batch_size: int = 1
     max_train_examples: int | None = None
     # Processes that tokenize the corpus once into the datasets cache (None: this one only).
@@ -156,11 +158,26 @@ class TrainingConfig:
         require_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         require_bool("keep_freed_memory", self.keep_freed_memory)
         require_choice("log_with", self.log_with, TRACKERS)
+        if self.max_tokens_per_process is not None:
+            require_positive_int("max_tokens_per_process", self.max_tokens_per_process)
         if self.max_source_tokens > self.max_tokens or self.max_target_tokens > self.max_tokens:
             raise ValueError(
                 f"`max_tokens` ({self.max_tokens}) must be at least `max_source_tokens` ({self.max_source_tokens}) "
                 f"and `max_target_tokens` ({self.max_target_tokens}), or the longest sentences fit no batch."
             )
+        if self.max_tokens_per_process is not None and self.max_tokens_per_process < max(
+            self.max_source_tokens, self.max_target_tokens
+        ):
+            raise ValueError(
+                f"`max_tokens_per_process` ({self.max_tokens_per_process}) must be at least `max_source_tokens` and "
+                "`max_target_tokens`, or the longest sentences fit no batch."
+            )
+
+    def global_max_tokens(self, num_processes: int) -> int:
+        """Padded tokens per optimizer step over all processes: ``max_tokens``, or the per-process budget times N."""
+        if self.max_tokens_per_process is None:
+            return self.max_tokens
+        return self.max_tokens_per_process * num_processes
 
     def _check_model_block(self) -> None:
         """Every ``model`` key is a field of the model's config, and together they build a valid config.

@@ -234,7 +234,7 @@ class TrainingRun:
         self.train_data = self.train_data.remove_columns("length")
         self.sampler = TokenBatchSampler(
             train_lengths,
-            config.max_tokens,
+            config.global_max_tokens(self.accelerator.num_processes),
             seed=config.seed,
             rank=self.accelerator.process_index,
             world_size=self.accelerator.num_processes,
