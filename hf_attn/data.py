@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import functools
 import gzip
+import itertools
 import json
 import logging
 import os
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
 
 import datasets
+import pyarrow.compute as pc
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +128,9 @@ def load_parallel_data(
     *,
     source_key: str = "source",
     target_key: str = "target",
+    source_lang: str | None = None,
+    target_lang: str | None = None,
+    name: str | None = None,
     header: bool | None = None,
     validation_size: int | float = 0.05,
     test_size: int | float = 0.05,
@@ -141,22 +147,44 @@ def load_parallel_data(
     any of these. A TSV header is recognised when its columns are ``source_key`` and
     ``target_key`` (``header=None``), or forced on or off.
 
+    Any other file ``datasets.load_dataset`` reads (``.parquet``, ``.csv``, ``.arrow``), a
+    folder of such files, or a Hub dataset id (with its config ``name``) goes through
+    ``load_dataset``; ``source_lang``/``target_lang`` then pick the languages of a
+    ``translation`` column (``{"en": ..., "es": ...}``, as wmt14 or opus-100 hold) instead
+    of ``source_key``/``target_key``.
+
     Splits the data lacks are carved from ``train`` with a seeded shuffle:
     ``validation_size``/``test_size`` are counts (int) or fractions (float); 0 leaves the
     split out. ``max_words`` filters the training split as in :func:`load_bible_corpus`.
     """
+    if (source_lang is None) != (target_lang is None):
+        raise ValueError("Give both `source_lang` and `target_lang` (the keys of a `translation` column), or neither.")
+    columns = _Columns(source_key, target_key, source_lang, target_lang, name)
     if isinstance(path, Mapping):
-        corpus = datasets.DatasetDict(
-            {split: _load_split(source, source_key, target_key, header) for split, source in path.items()}
-        )
+        corpus = datasets.DatasetDict({split: _load_split(source, columns, header) for split, source in path.items()})
     else:
-        corpus = _load_source(path, source_key, target_key, header)
+        corpus = _load_source(path, columns, header)
     corpus = _carve_missing_splits(corpus, validation_size, test_size, seed)
     return filter_by_length(corpus, max_words)
 
 
-def _load_split(source: DataSource, source_key: str, target_key: str, header: bool | None) -> datasets.Dataset:
-    corpus = _load_source(source, source_key, target_key, header)
+@dataclass(frozen=True)
+class _Columns:
+    """Where the texts are: two columns, or two language keys of a ``translation`` column; and a dataset config."""
+
+    source_key: str
+    target_key: str
+    source_lang: str | None = None
+    target_lang: str | None = None
+    name: str | None = None
+
+
+# File suffixes read by the datasets packaged builder of the same role (TSV and JSONL have checked readers here).
+LOAD_DATASET_BUILDERS = {"parquet": "parquet", "csv": "csv", "arrow": "arrow"}
+
+
+def _load_split(source: DataSource, columns: _Columns, header: bool | None) -> datasets.Dataset:
+    corpus = _load_source(source, columns, header)
     if list(corpus) != ["train"]:
         raise ValueError(
             f"{source} holds several splits ({', '.join(corpus)}); a split mapping needs one dataset per entry."
@@ -164,50 +192,87 @@ def _load_split(source: DataSource, source_key: str, target_key: str, header: bo
     return corpus["train"]
 
 
-def _load_source(source: DataSource, source_key: str, target_key: str, header: bool | None) -> datasets.DatasetDict:
+def _load_source(source: DataSource, columns: _Columns, header: bool | None) -> datasets.DatasetDict:
     """Read one data source into a DatasetDict (a single file becomes the ``train`` split)."""
-    if isinstance(source, (tuple, list)):
-        return _as_train(_read_text_pair(*(Path(p) for p in source)))
-    path = Path(source)
-    if not path.exists() and "," in str(source):
-        return _as_train(_read_text_pair(*(Path(p) for p in str(source).split(",", 1))))
+    path = Path(source) if not isinstance(source, (tuple, list)) else None
+    if path is None or (not path.exists() and "," in str(source)):
+        pair = source if path is None else str(source).split(",", 1)
+        return _as_train(_load_text_pair(*(Path(p) for p in pair)))
+    source_key, target_key = columns.source_key, columns.target_key
     if not path.exists():
+        if _looks_like_hub_id(str(source)):
+            return _standardise_all(str(source), _load_hub_dataset(str(source), columns.name), columns)
         raise FileNotFoundError(f"No such file or directory: {path}")
     if path.is_dir():
-        return _read_saved_dataset(path, source_key, target_key)
+        if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
+            return _standardise_all(str(path), _load_saved(path), columns)
+        try:
+            loaded = _load_with_datasets(str(path), columns.name)
+        except (datasets.data_files.EmptyDatasetError, FileNotFoundError) as error:
+            raise ValueError(
+                f"{path} is a directory but not a dataset written by save_to_disk, "
+                f"nor a folder of data files load_dataset reads ({error})."
+            ) from error
+        return _standardise_all(str(path), loaded, columns)
     suffix = path.name.lower().removesuffix(".gz").rsplit(".", 1)[-1]
+    if suffix in LOAD_DATASET_BUILDERS:
+        loaded = _load_with_datasets(LOAD_DATASET_BUILDERS[suffix], None, data_files=str(path))
+        return _standardise_all(str(path), loaded, columns)
     if suffix in ("tsv", "tab"):
-        return _as_train(_read_tsv(path, source_key, target_key, header))
+        return _as_train(_pairs_dataset(_read_tsv, path, source_key=source_key, target_key=target_key, header=header))
     if suffix in ("jsonl", "json"):
-        return _as_train(_read_jsonl(path, source_key, target_key))
+        return _as_train(_pairs_dataset(_read_jsonl, path, source_key=source_key, target_key=target_key))
     raise ValueError(
-        f"Cannot tell the format of {path}: use a .tsv or .jsonl file, a save_to_disk directory, "
+        f"Cannot tell the format of {path}: use a .tsv, .jsonl, .csv, .parquet or .arrow file, a dataset folder, "
         "or a pair of aligned plain-text files ('source.txt,target.txt')."
     )
+
+
+def _load_text_pair(source_path: Path, target_path: Path) -> datasets.Dataset:
+    for path in (source_path, target_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"No such file: {path}")
+    return _pairs_dataset(_read_text_pair, source_path, target_path=target_path)
 
 
 def _as_train(dataset: datasets.Dataset) -> datasets.DatasetDict:
     return datasets.DatasetDict({"train": dataset})
 
 
-def _lines(path: Path) -> list[tuple[int, str]]:
-    """``(line number, text)`` of a UTF-8 file (gzipped if named ``.gz``), checked to hold some text."""
-    raw = path.read_bytes()
-    if path.name.endswith(".gz"):
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as error:
-            raise ValueError(f"{path} is not a complete gzip file ({error}); it is damaged or truncated.") from None
+Pair: TypeAlias = dict[str, str]
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of a UTF-8 file (gzipped if named ``.gz``), read as a stream.
+
+    Only one line is held at a time, so a file of millions of lines costs no memory here;
+    a file with no text at all is refused once it has been read to its end.
+    """
+    opener = gzip.open if path.name.endswith(".gz") else open
+    has_text = False
+    leading: list[tuple[int, str]] = []
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}).") from error
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    if not any(line.strip() for line in lines):
+        with opener(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError as error:
+                    raise ValueError(
+                        f"{path} is not UTF-8 text ({error.reason} at byte {error.start} of line {number})."
+                    ) from None
+                line = line.removesuffix("\n").rstrip("\r")
+                if not has_text:
+                    # Blank lines before the first text are held back: an all-blank file is "empty".
+                    leading.append((number, line))
+                    has_text = bool(line.strip())
+                    if has_text:
+                        yield from leading
+                    continue
+                yield number, line
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise ValueError(f"{path} is not a complete gzip file ({error}); it is damaged or truncated.") from None
+    if not has_text:
         raise ValueError(f"{path} is empty.")
-    return [(number, line.rstrip("\r")) for number, line in enumerate(lines, start=1)]
 
 
 def _require_text(path: Path, number: int, text: str, what: str) -> None:
@@ -215,14 +280,41 @@ def _require_text(path: Path, number: int, text: str, what: str) -> None:
         raise ValueError(f"{path}, line {number}: {what} is empty.")
 
 
-def _pairs_dataset(path: Path, ids: list[str], sources: list[str], targets: list[str]) -> datasets.Dataset:
-    if not ids:
+def _pairs_dataset(reader: Callable[..., Iterator[Pair]], path: Path, **reader_kwargs: object) -> datasets.Dataset:
+    """Pairs streamed from ``reader`` into an Arrow file in the datasets cache, memory-mapped.
+
+    The cache key covers the reader, its arguments and the files' size and modification time,
+    so a second run (or another process) on unchanged files reuses the Arrow file and its
+    tokenized ``map`` caches. Errors raised while reading keep their own message (file, line).
+    """
+    files = [Path(p) for p in (path, reader_kwargs.get("target_path")) if p is not None]
+    # A string: datasets would shard a list-valued generator argument across jobs.
+    stamp = ";".join(f"{f.resolve()}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    try:
+        dataset = datasets.Dataset.from_generator(
+            _checked_pairs,
+            features=_PAIR_FEATURES,
+            gen_kwargs={"reader": reader, "path": path, "stamp": stamp, "reader_kwargs": reader_kwargs},
+        )
+    except datasets.exceptions.DatasetGenerationError as error:
+        cause = error.__cause__
+        raise (cause if isinstance(cause, (ValueError, OSError)) else error) from None
+    return dataset
+
+
+def _checked_pairs(
+    reader: Callable[..., Iterator[Pair]], path: Path, stamp: str, reader_kwargs: dict[str, object]
+) -> Iterator[Pair]:
+    """The reader's pairs, refusing a file that holds none (``stamp`` only keys the cache)."""
+    empty = True
+    for pair in reader(path, **reader_kwargs):
+        empty = False
+        yield pair
+    if empty:
         raise ValueError(f"{path} has no sentence pairs.")
-    return datasets.Dataset.from_dict({"id": ids, "source": sources, "target": targets}, features=_PAIR_FEATURES)
 
 
-def _read_tsv(path: Path, source_key: str, target_key: str, header: bool | None) -> datasets.Dataset:
-    ids, sources, targets = [], [], []
+def _read_tsv(path: Path, source_key: str, target_key: str, header: bool | None) -> Iterator[Pair]:
     for number, line in _lines(path):
         _require_text(path, number, line, "the line")
         columns = line.split("\t")
@@ -234,14 +326,10 @@ def _read_tsv(path: Path, source_key: str, target_key: str, header: bool | None)
             )
         _require_text(path, number, columns[0], "the source text")
         _require_text(path, number, columns[1], "the target text")
-        ids.append(f"{path.name}:{number}")
-        sources.append(columns[0].strip())
-        targets.append(columns[1].strip())
-    return _pairs_dataset(path, ids, sources, targets)
+        yield {"id": f"{path.name}:{number}", "source": columns[0].strip(), "target": columns[1].strip()}
 
 
-def _read_jsonl(path: Path, source_key: str, target_key: str) -> datasets.Dataset:
-    ids, sources, targets = [], [], []
+def _read_jsonl(path: Path, source_key: str, target_key: str) -> Iterator[Pair]:
     for number, line in _lines(path):
         _require_text(path, number, line, "the line")
         try:
@@ -257,46 +345,103 @@ def _read_jsonl(path: Path, source_key: str, target_key: str) -> datasets.Datase
                 found = type(record[key]).__name__
                 raise ValueError(f"{path}, line {number}: {key!r} must be a string, found {found}.")
             _require_text(path, number, record[key], f"{key!r}")
-        ids.append(str(record.get("id", f"{path.name}:{number}")))
-        sources.append(record[source_key].strip())
-        targets.append(record[target_key].strip())
-    return _pairs_dataset(path, ids, sources, targets)
+        yield {
+            "id": str(record.get("id", f"{path.name}:{number}")),
+            "source": record[source_key].strip(),
+            "target": record[target_key].strip(),
+        }
 
 
-def _read_text_pair(source_path: Path, target_path: Path) -> datasets.Dataset:
-    for path in (source_path, target_path):
-        if not path.is_file():
-            raise FileNotFoundError(f"No such file: {path}")
-    source_lines, target_lines = _lines(source_path), _lines(target_path)
-    if len(source_lines) != len(target_lines):
-        raise ValueError(
-            f"{source_path} has {len(source_lines)} lines but {target_path} has {len(target_lines)}: "
-            "the two files must be aligned line by line."
-        )
-    for (number, source), (_, target) in zip(source_lines, target_lines):
-        _require_text(source_path, number, source, "the line")
-        _require_text(target_path, number, target, "the line")
-    ids = [f"{source_path.name}:{number}" for number, _ in source_lines]
-    return _pairs_dataset(
-        source_path, ids, [text.strip() for _, text in source_lines], [text.strip() for _, text in target_lines]
-    )
+def _read_text_pair(path: Path, target_path: Path) -> Iterator[Pair]:
+    """Pairs of two line-aligned files, read side by side; a length mismatch names both counts."""
+    missing = object()
+    source_lines, target_lines = _lines(path), _lines(target_path)
+    for number, (source, target) in enumerate(itertools.zip_longest(source_lines, target_lines, fillvalue=missing), 1):
+        if source is missing or target is missing:
+            source_count = number - 1 + (source is not missing) + sum(1 for _ in source_lines)
+            target_count = number - 1 + (target is not missing) + sum(1 for _ in target_lines)
+            raise ValueError(
+                f"{path} has {source_count} lines but {target_path} has {target_count}: "
+                "the two files must be aligned line by line."
+            )
+        _require_text(path, number, source[1], "the line")
+        _require_text(target_path, number, target[1], "the line")
+        yield {"id": f"{path.name}:{number}", "source": source[1].strip(), "target": target[1].strip()}
 
 
-def _read_saved_dataset(path: Path, source_key: str, target_key: str) -> datasets.DatasetDict:
+def _load_saved(path: Path) -> datasets.DatasetDict:
     try:
         loaded = datasets.load_from_disk(str(path))
     except FileNotFoundError as error:
         raise ValueError(f"{path} is a directory but not a dataset written by save_to_disk ({error}).") from error
-    corpus = loaded if isinstance(loaded, datasets.DatasetDict) else _as_train(loaded)
+    return loaded if isinstance(loaded, datasets.DatasetDict) else _as_train(loaded)
+
+
+def _looks_like_hub_id(text: str) -> bool:
+    """``name`` or ``owner/name`` not naming a data file: what a Hub dataset id looks like."""
+    parts = text.split("/")
+    suffix = parts[-1].lower().removesuffix(".gz").rsplit(".", 1)[-1]
+    data_suffixes = ("tsv", "tab", "jsonl", "json", "txt", *LOAD_DATASET_BUILDERS)
+    return 1 <= len(parts) <= 2 and all(parts) and suffix not in data_suffixes
+
+
+def _load_hub_dataset(dataset_id: str, name: str | None) -> datasets.DatasetDict:
+    """A Hub dataset through ``load_dataset``; a failure names the id and whether the Hub could be reached."""
+    try:
+        return _load_with_datasets(dataset_id, name)
+    except (ConnectionError, OSError, datasets.exceptions.DatasetNotFoundError) as error:
+        raise ValueError(
+            f"Cannot load {dataset_id!r}: it is no local file or folder, and as a Hugging Face Hub dataset it could "
+            f"not be loaded: the Hub is unreachable or has no such dataset (offline, or a typo?): {error}"
+        ) from error
+
+
+def _load_with_datasets(path: str, name: str | None, **kwargs: object) -> datasets.DatasetDict:
+    """``datasets.load_dataset`` of every split: Arrow files in the datasets cache, memory-mapped."""
+    loaded = datasets.load_dataset(path, name, **kwargs)
+    if not isinstance(loaded, datasets.DatasetDict):
+        raise ValueError(f"{path}: expected a dataset of splits, got {type(loaded).__name__}.")
+    return loaded
+
+
+def _standardise_all(where: str, corpus: datasets.DatasetDict, columns: _Columns) -> datasets.DatasetDict:
     return datasets.DatasetDict(
-        {split: _standardise(path, split, dataset, source_key, target_key) for split, dataset in corpus.items()}
+        {split: _standardise(Path(where), split, dataset, columns) for split, dataset in corpus.items()}
     )
 
 
-def _standardise(
-    path: Path, split: str, dataset: datasets.Dataset, source_key: str, target_key: str
-) -> datasets.Dataset:
+def _from_translation_column(path: Path, split: str, dataset: datasets.Dataset, columns: _Columns) -> datasets.Dataset:
+    """``source``/``target`` taken from the ``translation`` column's ``source_lang``/``target_lang`` keys."""
+    if "translation" not in dataset.column_names:
+        raise ValueError(
+            f"{path} ({split}): `source_lang`/`target_lang` need a 'translation' column; "
+            f"columns are {', '.join(map(repr, dataset.column_names))}."
+        )
+    feature = dataset.features["translation"]
+    available = list(getattr(feature, "languages", None) or (feature if isinstance(feature, dict) else []))
+    if not available and len(dataset):
+        available = list(dataset[0]["translation"])
+    missing = [lang for lang in (columns.source_lang, columns.target_lang) if lang not in available]
+    if missing:
+        raise ValueError(
+            f"{path} ({split}): language key(s) {', '.join(map(repr, missing))} not in the 'translation' column; "
+            f"its languages are {', '.join(map(repr, available))}."
+        )
+
+    def split_languages(batch: dict[str, list]) -> dict[str, list[str]]:
+        pairs = batch["translation"]
+        return {"source": [p[columns.source_lang] for p in pairs], "target": [p[columns.target_lang] for p in pairs]}
+
+    return dataset.map(split_languages, batched=True, remove_columns=["translation"], desc="Reading translation")
+
+
+def _standardise(path: Path, split: str, dataset: datasets.Dataset, columns: _Columns) -> datasets.Dataset:
     """Rename the text columns to source/target, add ids if missing, and check the texts."""
+    if columns.source_lang is not None:
+        dataset = _from_translation_column(path, split, dataset, columns)
+        source_key, target_key = "source", "target"
+    else:
+        source_key, target_key = columns.source_key, columns.target_key
     missing = [key for key in (source_key, target_key) if key not in dataset.column_names]
     if missing:
         raise ValueError(
@@ -304,12 +449,31 @@ def _standardise(
             f"columns are {', '.join(map(repr, dataset.column_names))}."
         )
     dataset = dataset.rename_columns({k: v for k, v in ((source_key, "source"), (target_key, "target")) if k != v})
-    for row, (source, target) in enumerate(zip(dataset["source"], dataset["target"])):
-        if not isinstance(source, str) or not isinstance(target, str) or not source.strip() or not target.strip():
-            raise ValueError(f"{path} ({split}), row {row}: source and target must be non-empty strings.")
+    _check_texts(path, split, dataset)
     if "id" not in dataset.column_names:
         dataset = dataset.add_column("id", [f"{split}:{row}" for row in range(len(dataset))])
     return dataset
+
+
+def _check_texts(path: Path, split: str, dataset: datasets.Dataset, batch_size: int = 100_000) -> None:
+    """Refuse a row whose source or target is not a non-empty string, reading Arrow batches (bounded memory)."""
+    for column in ("source", "target"):
+        feature = dataset.features[column]
+        if not isinstance(feature, datasets.Value) or feature.dtype not in ("string", "large_string"):
+            raise ValueError(f"{path} ({split}): the {column} column must hold strings, found {feature}.")
+    for start in range(0, len(dataset), batch_size):
+        batch = dataset.with_format("arrow")[start : start + batch_size]
+        bad = None
+        for column in ("source", "target"):
+            texts = batch[column]
+            blank = pc.or_kleene(pc.is_null(texts), pc.equal(pc.utf8_trim_whitespace(texts), ""))
+            blank = pc.fill_null(blank, True)
+            bad = blank if bad is None else pc.or_(bad, blank)
+        rows = pc.indices_nonzero(bad)
+        if len(rows):
+            raise ValueError(
+                f"{path} ({split}), row {start + rows[0].as_py()}: source and target must be non-empty strings."
+            )
 
 
 def _carve_missing_splits(
@@ -330,3 +494,45 @@ def _carve_missing_splits(
             ) from error
         corpus["train"], corpus[split] = parts["train"], parts["test"]
     return datasets.DatasetDict({split: corpus[split] for split in (*SPLITS, *corpus) if split in corpus})
+
+
+# The `data:` mapping of a training config, and the load_parallel_data argument each key sets.
+DATA_SPEC_KEYS = {
+    "path": "path",
+    "splits": "path",
+    "name": "name",
+    "source_column": "source_key",
+    "target_column": "target_key",
+    "source_lang": "source_lang",
+    "target_lang": "target_lang",
+    "header": "header",
+    "validation_size": "validation_size",
+    "test_size": "test_size",
+}
+
+
+def check_data_spec(spec: str | Mapping[str, object]) -> None:
+    """Refuse a ``data:`` value that cannot be loaded, before any model or data is built."""
+    if isinstance(spec, str):
+        return
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"`data` must be a path, a Hub dataset id or a mapping, got {spec!r}.")
+    unknown = [key for key in spec if key not in DATA_SPEC_KEYS]
+    if unknown:
+        raise ValueError(
+            f"Unknown key(s) {', '.join(f'`data.{key}`' for key in unknown)}; "
+            f"`data` takes {', '.join(DATA_SPEC_KEYS)}."
+        )
+    if ("path" in spec) == ("splits" in spec):
+        raise ValueError("`data` needs exactly one of `path` (a file, folder or Hub id) and `splits` (split: file).")
+    if "splits" in spec and not isinstance(spec["splits"], Mapping):
+        raise ValueError(f"`data.splits` must map split names to files, got {spec['splits']!r}.")
+
+
+def load_data(spec: str | Mapping[str, object], seed: int = 0) -> datasets.DatasetDict:
+    """The pairs a training config's ``data:`` names: a path or Hub id, or a mapping of :data:`DATA_SPEC_KEYS`."""
+    check_data_spec(spec)
+    if isinstance(spec, str):
+        return load_parallel_data(spec, seed=seed)
+    arguments = {DATA_SPEC_KEYS[key]: value for key, value in spec.items()}
+    return load_parallel_data(seed=seed, **arguments)

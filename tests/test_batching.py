@@ -63,3 +63,38 @@ def test_undersized_batches_are_dropped_only_when_asked(lengths):
     assert [b for b in everything if len(b) >= 2] == at_least_two
     with pytest.raises(ValueError, match="min_batch_size"):
         TokenBatchSampler(lengths, 300, rank=0, world_size=2, min_batch_size=1)
+
+
+def test_dropped_batches_are_counted_in_a_warning(lengths, caplog):
+    everything = plan_token_batches(lengths, 300, seed=1, epoch=0)
+    with caplog.at_level("WARNING", logger="hf_attn.batching"):
+        kept = plan_token_batches(lengths, 300, seed=1, epoch=0, min_batch_size=6)
+    dropped = len(everything) - len(kept)
+    assert dropped > 0
+    assert f"Dropped {dropped} of {len(everything)} batches" in caplog.text
+
+
+def test_tokenized_split_is_cached_with_small_ids_and_a_length_column(tmp_path):
+    from hf_attn.data import load_parallel_data
+    from hf_attn.tokenization import train_bpe_tokenizer
+    from hf_attn.training.setup import example_lengths, tokenize_split
+
+    (tmp_path / "pairs.tsv").write_text("".join(f"word {i} here\tpalabra {i} aqui\n" for i in range(300)))
+    corpus = load_parallel_data(tmp_path / "pairs.tsv", validation_size=0, test_size=0)
+    tokenizer = train_bpe_tokenizer(corpus, vocab_size=300)
+    first = tokenize_split(corpus["train"], tokenizer, 128, 128)
+    assert first.features["input_ids"].feature.dtype == "uint16"
+    lengths = example_lengths(first)
+    assert lengths.tolist() == [max(len(s), len(t)) for s, t in zip(first["input_ids"], first["labels"])]
+    again = tokenize_split(corpus["train"], tokenizer, 128, 128)
+    assert again.cache_files == first.cache_files, "a second tokenization of the same file reuses the cache"
+    assert len(tokenize_split(corpus["train"], tokenizer, 3, 128)) < len(first), "long pairs are dropped"
+
+
+def test_a_per_process_token_budget_scales_with_the_processes():
+    from hf_attn.training.config import TrainingConfig
+
+    assert TrainingConfig(max_tokens=1500).global_max_tokens(4) == 1500
+    assert TrainingConfig(max_tokens_per_process=500).global_max_tokens(4) == 2000
+    with pytest.raises(ValueError, match="`max_tokens_per_process` .* must be at least `max_source_tokens`"):
+        TrainingConfig(max_tokens_per_process=64)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -216,7 +219,7 @@ def test_split_mapping_and_carved_splits(tmp_path):
         ("list.jsonl", '["a", "b"]\n', r"list\.jsonl, line 1: expected a JSON object, found list"),
         ("key.jsonl", '{"source": "a", "tgt": "b"}\n', r"key\.jsonl, line 1: missing key 'target'"),
         ("type.jsonl", '{"source": "a", "target": 3}\n', r"type\.jsonl, line 1: 'target' must be a string, found int"),
-        ("format.csv", "a,b\n", r"Cannot tell the format of .*format\.csv"),
+        ("format.xyz", "a,b\n", r"Cannot tell the format of .*format\.xyz"),
     ],
 )
 def test_malformed_files_name_the_file_and_line(tmp_path, name, content, message):
@@ -260,3 +263,74 @@ def test_bad_directories_and_columns(tmp_path):
 def test_too_small_to_split(tmp_path):
     with pytest.raises(ValueError, match="Cannot take a validation split"):
         load_parallel_data(write(tmp_path / "one.jsonl", json.dumps({"source": "a", "target": "b"}) + "\n"))
+
+
+# --- Formats read through datasets.load_dataset --------------------------------------------------------------------
+
+
+def test_parquet_csv_and_folders_go_through_load_dataset(tmp_path):
+    table = datasets.Dataset.from_dict({"en": ["Hello.", "Bye"], "es": ["Hola.", "Adiós"]})
+    table.to_parquet(str(tmp_path / "pairs.parquet"))
+    table.to_csv(str(tmp_path / "pairs.csv"), index=False)
+    (tmp_path / "folder").mkdir()
+    table.to_parquet(str(tmp_path / "folder" / "train.parquet"))
+    for path in (tmp_path / "pairs.parquet", tmp_path / "pairs.csv", tmp_path / "folder"):
+        corpus = load_parallel_data(path, source_key="en", target_key="es", **NO_SPLITS)
+        assert pairs(corpus) == [("Hello.", "Hola."), ("Bye", "Adiós")], path
+        assert corpus["train"].cache_files, "load_dataset keeps the data as Arrow files on disk"
+
+
+def test_translation_column_by_language(tmp_path):
+    rows = [{"de": "Hallo.", "en": "Hello."}, {"de": "Tschüss", "en": "Bye"}]
+    datasets.Dataset.from_dict({"translation": rows}).to_parquet(str(tmp_path / "wmt.parquet"))
+    corpus = load_parallel_data(tmp_path / "wmt.parquet", source_lang="en", target_lang="de", **NO_SPLITS)
+    assert pairs(corpus) == [("Hello.", "Hallo."), ("Bye", "Tschüss")]
+    with pytest.raises(ValueError, match=r"language key\(s\) 'es' not in the 'translation' column; .*'de', 'en'"):
+        load_parallel_data(tmp_path / "wmt.parquet", source_lang="en", target_lang="es", **NO_SPLITS)
+    with pytest.raises(ValueError, match="both `source_lang` and `target_lang`"):
+        load_parallel_data(tmp_path / "wmt.parquet", source_lang="en")
+
+
+def test_unknown_column_lists_the_available_ones(tmp_path):
+    datasets.Dataset.from_dict({"en": ["a"], "es": ["b"]}).to_parquet(str(tmp_path / "pairs.parquet"))
+    with pytest.raises(ValueError, match=r"missing column\(s\) 'fr'; columns are 'en', 'es'"):
+        load_parallel_data(tmp_path / "pairs.parquet", source_key="en", target_key="fr")
+
+
+def test_an_unreachable_hub_id_is_named(tmp_path):
+    """The real load_dataset, offline: the error names the id and the Hub."""
+    code = (
+        "from hf_attn.data import load_parallel_data\n"
+        "try:\n    load_parallel_data('someone/no-such-corpus')\n"
+        "except ValueError as error:\n    print(error)\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert "'someone/no-such-corpus'" in result.stdout and "Hub is unreachable" in result.stdout, result
+
+
+def test_training_config_data_mapping(tmp_path):
+    from hf_attn.training.config import TrainingConfig
+    from hf_attn.training.setup import load_corpus
+
+    rows = [{"en": f"Hello {i}.", "es": f"Hola {i}."} for i in range(20)]
+    datasets.Dataset.from_dict({"translation": rows}).to_parquet(str(tmp_path / "opus.parquet"))
+    spec = {"path": str(tmp_path / "opus.parquet"), "source_lang": "es", "target_lang": "en", "validation_size": 2}
+    corpus = load_corpus(TrainingConfig(data={**spec, "test_size": 0}))
+    assert {split: len(corpus[split]) for split in corpus} == {"train": 18, "validation": 2}
+    assert all(source.startswith("Hola") for source in corpus["train"]["source"])
+    with pytest.raises(ValueError, match=r"Unknown key\(s\) `data.source_colum`; `data` takes path, splits"):
+        TrainingConfig(data={"path": "x.tsv", "source_colum": "en"})
+    with pytest.raises(ValueError, match="exactly one of `path`"):
+        TrainingConfig(data={"name": "de-en"})
+
+
+def test_blank_or_non_text_rows_of_loaded_files_are_named(tmp_path):
+    datasets.Dataset.from_dict({"en": ["a", "b", " "], "es": ["x", None, "z"]}).to_parquet(
+        str(tmp_path / "gap.parquet")
+    )
+    with pytest.raises(ValueError, match=r"gap\.parquet \(train\), row 1: source and target must be non-empty"):
+        load_parallel_data(tmp_path / "gap.parquet", source_key="en", target_key="es")
+    datasets.Dataset.from_dict({"en": ["a"], "es": [3]}).to_parquet(str(tmp_path / "int.parquet"))
+    with pytest.raises(ValueError, match=r"int\.parquet \(train\): the target column must hold strings"):
+        load_parallel_data(tmp_path / "int.parquet", source_key="en", target_key="es")

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from transformers import PreTrainedConfig
 
+from ..data import check_data_spec
 from ..models import RNNSeq2SeqConfig, TransformerSeq2SeqConfig
 from ..models.config_validation import (
     require_bool,
@@ -76,7 +77,7 @@ class TrainingConfig:
     model_type: str = "transformer_seq2seq"
     model: dict[str, Any] = field(default_factory=dict)
     output_dir: str = "runs/model"
-    data: str | None = None
+    data: str | dict[str, Any] | None = None
     tokenizer: str | None = None
     vocab_size: int = 8000
     separate_vocabularies: bool = False
@@ -85,8 +86,14 @@ class TrainingConfig:
     max_source_tokens: int = 128
     max_target_tokens: int = 128
     max_tokens: int = 2048
+    # Per-process budget instead: the global batch is this times the number of processes.
+    max_tokens_per_process: int | None = None
     min_batch_size: int = 1
     max_train_examples: int | None = None
+    # Processes that tokenize the corpus once into the datasets cache (None: this one only).
+    num_proc: int | None = None
+    # How long processes wait for each other (e.g. while the main one tokenizes a large corpus).
+    process_group_timeout_minutes: int = 60
     gradient_accumulation_steps: int = 1
     learning_rate: float = 7e-4
     warmup_steps: int = 1000
@@ -118,6 +125,10 @@ class TrainingConfig:
         if not isinstance(self.model, dict):
             raise ValueError(f"`model` must be a mapping of model config overrides, got {self.model!r}.")
         self._check_model_block()
+        if self.data is not None:
+            check_data_spec(self.data)
+        if self.num_proc is not None:
+            require_positive_int("num_proc", self.num_proc)
         for name in (
             "vocab_size",
             "max_source_tokens",
@@ -132,6 +143,7 @@ class TrainingConfig:
             "save_every",
             "keep_checkpoints",
             "log_every",
+            "process_group_timeout_minutes",
         ):
             require_positive_int(name, getattr(self, name))
         require_non_negative_int("warmup_steps", self.warmup_steps)
@@ -153,11 +165,26 @@ class TrainingConfig:
         require_bool("keep_freed_memory", self.keep_freed_memory)
         require_bool("compile", self.compile)
         require_choice("log_with", self.log_with, TRACKERS)
+        if self.max_tokens_per_process is not None:
+            require_positive_int("max_tokens_per_process", self.max_tokens_per_process)
         if self.max_source_tokens > self.max_tokens or self.max_target_tokens > self.max_tokens:
             raise ValueError(
                 f"`max_tokens` ({self.max_tokens}) must be at least `max_source_tokens` ({self.max_source_tokens}) "
                 f"and `max_target_tokens` ({self.max_target_tokens}), or the longest sentences fit no batch."
             )
+        if self.max_tokens_per_process is not None and self.max_tokens_per_process < max(
+            self.max_source_tokens, self.max_target_tokens
+        ):
+            raise ValueError(
+                f"`max_tokens_per_process` ({self.max_tokens_per_process}) must be at least `max_source_tokens` and "
+                "`max_target_tokens`, or the longest sentences fit no batch."
+            )
+
+    def global_max_tokens(self, num_processes: int) -> int:
+        """Padded tokens per optimizer step over all processes: ``max_tokens``, or the per-process budget times N."""
+        if self.max_tokens_per_process is None:
+            return self.max_tokens
+        return self.max_tokens_per_process * num_processes
 
     def _check_model_block(self) -> None:
         """Every ``model`` key is a field of the model's config, and together they build a valid config.

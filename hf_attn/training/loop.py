@@ -35,12 +35,13 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate import Accelerator, DataLoaderConfiguration, InitProcessGroupKwargs
 from accelerate.utils import broadcast_object_list, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -197,6 +198,8 @@ class TrainingRun:
             project_dir=str(self.output_dir),
             # Batches are global and split across processes, so the schedule steps once per step.
             dataloader_config=DataLoaderConfiguration(split_batches=True),
+            # torch's default 10 minutes ends a run whose main process is still tokenizing a large corpus.
+            kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(minutes=config.process_group_timeout_minutes))],
         )
         if config.mixed_precision == "fp16" and self.accelerator.device.type == "cpu":
             logger.warning("fp16 is not available on CPU: accelerate runs this training in fp32.")
@@ -221,18 +224,21 @@ class TrainingRun:
         self.tokenizer = prepare_tokenizer(config, self.corpus, self.accelerator)
         with self.accelerator.main_process_first():
             limits = (config.max_source_tokens, config.max_target_tokens)
-            self.train_data = tokenize_split(self.corpus["train"], self.tokenizer, *limits)
+            self.train_data = tokenize_split(self.corpus["train"], self.tokenizer, *limits, num_proc=config.num_proc)
             dev_split = self.corpus["validation"]
             dev_split = dev_split.select(range(min(config.eval_examples, len(dev_split))))
-            self.dev_data = tokenize_split(dev_split, self.tokenizer, *limits)
+            self.dev_data = tokenize_split(dev_split, self.tokenizer, *limits).remove_columns("length")
         if len(self.train_data) == 0:
             raise ValueError("No training pair fits `max_source_tokens`/`max_target_tokens`; raise the limits.")
         self.dev_sources = list(dev_split["source"])
         self.dev_references = list(dev_split["target"])
 
+        train_lengths = example_lengths(self.train_data)
+        # The collator pads every column it gets: the model takes ids and labels only.
+        self.train_data = self.train_data.remove_columns("length")
         self.sampler = TokenBatchSampler(
-            example_lengths(self.train_data),
-            config.max_tokens,
+            train_lengths,
+            config.global_max_tokens(self.accelerator.num_processes),
             seed=config.seed,
             rank=self.accelerator.process_index,
             world_size=self.accelerator.num_processes,

@@ -12,12 +12,13 @@ import resource
 from pathlib import Path
 
 import datasets
+import numpy as np
 import torch
 from accelerate import Accelerator
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, PreTrainedModel, PreTrainedTokenizerFast
 
 from ..atomic import atomic_directory
-from ..data import load_bible_corpus, load_parallel_data
+from ..data import load_bible_corpus, load_data
 from ..tokenization import (
     check_tokenizer_matches_config,
     has_separate_vocabularies,
@@ -37,7 +38,7 @@ TOKENIZER_DIR = "tokenizer"
 
 def load_corpus(config: TrainingConfig) -> datasets.DatasetDict:
     """The bundled Bible corpus, or the user's data named by ``config.data``."""
-    return load_bible_corpus() if config.data is None else load_parallel_data(config.data)
+    return load_bible_corpus() if config.data is None else load_data(config.data)
 
 
 def prepare_tokenizer(
@@ -93,24 +94,59 @@ def build_model(config: TrainingConfig, tokenizer: PreTrainedTokenizerFast) -> P
 
 
 def tokenize_split(
-    split: datasets.Dataset, tokenizer: PreTrainedTokenizerFast, max_source_tokens: int, max_target_tokens: int
+    split: datasets.Dataset,
+    tokenizer: PreTrainedTokenizerFast,
+    max_source_tokens: int,
+    max_target_tokens: int,
+    num_proc: int | None = None,
 ) -> datasets.Dataset:
-    """input_ids/labels for every pair, dropping pairs with more source or target tokens than the limits."""
+    """input_ids/labels and their padded ``length`` for every pair, without pairs over the token limits.
 
-    def encode(batch: dict[str, list[str]]) -> dict[str, list[list[int]]]:
+    Ids are stored in the smallest unsigned dtype that holds the vocabulary (uint16 under
+    65,536 tokens, a quarter of int64), and long pairs are dropped inside the same ``map``,
+    so the result has no indices mapping and its ``length`` column reads as one array. A split
+    read from files is tokenized once (by ``num_proc`` processes) into the datasets cache: a
+    later run, or another rank after the main one, loads that cache instead.
+    """
+    id_dtype = smallest_id_dtype(max(len(tokenizer), target_vocab_size_of(tokenizer)))
+    features = datasets.Features(
+        {
+            "input_ids": datasets.Sequence(datasets.Value(id_dtype)),
+            "labels": datasets.Sequence(datasets.Value(id_dtype)),
+            "length": datasets.Value("int32"),
+        }
+    )
+
+    def encode(batch: dict[str, list[str]]) -> dict[str, list]:
         encoded = tokenizer(batch["source"], text_target=batch["target"])
-        return {"input_ids": encoded["input_ids"], "labels": encoded["labels"]}
+        kept: dict[str, list] = {"input_ids": [], "labels": [], "length": []}
+        for source, target in zip(encoded["input_ids"], encoded["labels"]):
+            if len(source) <= max_source_tokens and len(target) <= max_target_tokens:
+                kept["input_ids"].append(source)
+                kept["labels"].append(target)
+                kept["length"].append(max(len(source), len(target)))
+        return kept
 
-    tokenized = split.map(encode, batched=True, remove_columns=split.column_names, desc="Tokenizing")
-    return tokenized.filter(
-        lambda example: len(example["input_ids"]) <= max_source_tokens and len(example["labels"]) <= max_target_tokens,
-        desc="Filtering long pairs",
+    return split.map(
+        encode,
+        batched=True,
+        remove_columns=split.column_names,
+        features=features,
+        # Starting worker processes costs more than a few thousand pairs take to tokenize.
+        num_proc=num_proc if num_proc and num_proc > 1 and len(split) >= 1000 * num_proc else None,
+        desc="Tokenizing",
     )
 
 
-def example_lengths(tokenized: datasets.Dataset) -> list[int]:
-    """Padded length each example adds to a batch: its longer side."""
-    return [max(len(s), len(t)) for s, t in zip(tokenized["input_ids"], tokenized["labels"])]
+def smallest_id_dtype(vocab_size: int) -> str:
+    """The narrowest unsigned integer type (a ``datasets.Value`` dtype) that holds ids below ``vocab_size``."""
+    return "uint16" if vocab_size <= 2**16 else "uint32"
+
+
+def example_lengths(tokenized: datasets.Dataset) -> np.ndarray:
+    """Padded length each example adds to a batch (its longer side), read as one column."""
+    # The Arrow column converts in a millisecond; the "numpy" format converts row by row (18 s per 300k rows).
+    return tokenized.with_format("arrow")["length"].to_numpy().astype(np.int64)
 
 
 def has_accelerator() -> bool:

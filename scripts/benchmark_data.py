@@ -1,0 +1,56 @@
+#!/usr/bin/env python
+"""Data-preparation scale benchmark: `hf-attn train`'s stages on synthetic English->Spanish corpora of N pairs.
+
+    python scripts/benchmark_data.py --pairs 300000 3000000 --work-dir /tmp/data_bench
+
+For each N it writes the corpus (once), then measures a cold run (empty datasets cache) and a
+second run on the same data (cache reused), each in a fresh process, printing wall time and
+peak RSS per stage. See research/benchmark/data_scaling.py for the method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from _clone import REPO_ROOT
+
+from research.benchmark.data_scaling import write_synthetic_corpus
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", type=int, nargs="+", default=[300_000])
+    parser.add_argument("--work-dir", type=Path, help="where corpora and caches go (default: a temporary folder)")
+    parser.add_argument("--vocab-size", type=int, default=8000)
+    parser.add_argument(
+        "--plugin", type=Path, default=REPO_ROOT, help="the hf_attn checkout to measure (e.g. an older one)"
+    )
+    args = parser.parse_args()
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="hf_attn_data_bench_"))
+    work.mkdir(parents=True, exist_ok=True)
+    for pairs in args.pairs:
+        corpus = work / f"pairs_{pairs}.tsv"
+        if not corpus.exists():
+            write_synthetic_corpus(corpus, pairs)
+        cache = work / f"cache_{pairs}_{args.plugin.name}"
+        environment = {
+            **os.environ,
+            "PYTHONPATH": str(args.plugin.resolve()),
+            "HF_DATASETS_CACHE": str(cache),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+        }
+        for attempt in ("cold", "cache reused"):
+            print(f"## {pairs} pairs, {attempt}", flush=True)
+            # Run by path from the work folder, so `hf_attn` comes from --plugin, not from this clone.
+            driver = REPO_ROOT / "research" / "benchmark" / "data_scaling.py"
+            command = [sys.executable, str(driver), str(corpus), str(work / f"run_{pairs}_{args.plugin.name}")]
+            subprocess.run([*command, "--vocab-size", str(args.vocab_size)], check=True, env=environment, cwd=work)
+
+
+if __name__ == "__main__":
+    main()
