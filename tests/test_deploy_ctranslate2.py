@@ -78,7 +78,7 @@ def train_small(output_dir: Path, model: dict, tokenizer_dir: Path, steps: int, 
 def post_ln(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("post_ln")
     small_tokenizer().save_pretrained(root / "tokenizer")
-    return train_small(root / "run", SMALL, root / "tokenizer", steps=80)
+    return train_small(root / "run", SMALL, root / "tokenizer", steps=500)
 
 
 @pytest.fixture(scope="module")
