@@ -7,7 +7,7 @@ once per round, compilation in an unmeasured warm-up round) and the medians are 
 ratios: training steps (forward, backward, AdamW) eager/eager and compiled/compiled, beam-4
 generate, and greedy decoding with a compiled static cache against our own eager decoding.
 
-    flock /work/bench.lock python scripts/benchmark_fast_paths.py --threads 1 --rounds 3
+    python scripts/benchmark_fast_paths.py --threads 1 --rounds 3
 """
 
 from __future__ import annotations

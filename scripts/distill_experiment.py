@@ -2,7 +2,7 @@
 """Issue 23's measurement: distil the reference Transformer into transformer_student and rnn_small.
 
     hf-attn train transformer_reference --output-dir runs/transformer_reference   # the teacher (~46 min idle)
-    flock /work/bench.lock python scripts/distill_experiment.py runs/transformer_reference/averaged \\
+    python scripts/distill_experiment.py runs/transformer_reference/averaged \\
         --output-dir runs/distill_experiment --cards-dir model_cards
 
 Each student is trained on the teacher's translations and on the references with the same updates

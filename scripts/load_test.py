@@ -1,6 +1,6 @@
 """Load-test `hf-attn serve` on 127.0.0.1: K clients for T seconds vs one-at-a-time serving and offline batches.
 
-Thin entry point over research.benchmark.load_test; run it under `flock /work/bench.lock`.
+Thin entry point over research.benchmark.load_test; run it on an otherwise idle machine.
 """
 
 from __future__ import annotations
