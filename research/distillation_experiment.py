@@ -6,7 +6,9 @@ translations (``run_distillation``) and once on the references (``hf-attn train`
 updates (the presets' budgets unless ``--steps``). Every model is scored on the same test verses
 on its fastest engine (CTranslate2 int8 for Transformers, torch-int8 for the RNN) and under
 ``generate``; the report gives BLEU, chrF, tokens/s, the seconds the test split took, weights
-size, each stage's wall time and the machine load.
+size, each stage's wall time and the machine load. Speed against the teacher is measured last, in
+interleaved rounds in one process (the teacher on CTranslate2 int8 and every exported student
+translating the same test verses in turn), so a change of machine load slows every model alike.
 
 The teacher translates the training sources once: the second student's run starts from the
 first one's chunk files and converted teacher (resumption reuses every chunk, as after a kill).
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import statistics
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +52,8 @@ class ExperimentSettings:
     train_examples: int | None = None
     test_examples: int | None = None
     num_beams: int = 4
+    speed_sentences: int = 500
+    speed_rounds: int = 5
     threads: int = 2
     cards_dir: str | None = None
 
@@ -122,6 +128,38 @@ def _row(engine: str, megabytes: float | None, metrics: dict[str, Any]) -> dict[
     return {"engine": engine, "megabytes": megabytes, **{key: metrics.get(key) for key in keys}}
 
 
+def measure_speed(
+    settings: ExperimentSettings, results: dict[str, Any], teacher_engine: Path, test: Any
+) -> dict[str, dict[str, float]]:
+    """Seconds to translate the same test verses, per model, median of interleaved rounds (rotated order).
+
+    Evaluations ran minutes apart, under whatever load the machine had then; these rounds run back to back
+    in one process, so their ratios to the teacher compare the models, not the moments.
+    """
+    sources = list(test["source"][: settings.speed_sentences])
+    translators = {"teacher": exported_translator(teacher_engine, "ctranslate2")}
+    for preset, runs in results["students"].items():
+        for data, run in runs.items():
+            format = run["models"]["exported_student"]["engine"]
+            translators[f"{preset}-{data}"] = exported_translator(Path(run["run_dir"]) / "exported", format)
+    names = list(translators)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(settings.speed_rounds):
+        for name in names[round_index % len(names) :] + names[: round_index % len(names)]:
+            start = time.perf_counter()
+            translators[name](sources, batch_size=32, num_beams=settings.num_beams)
+            seconds[name].append(time.perf_counter() - start)
+    teacher = statistics.median(seconds["teacher"])
+    return {
+        name: {
+            "median_seconds": statistics.median(times),
+            "sentences_per_second": len(sources) / statistics.median(times),
+            "speedup_vs_teacher": teacher / statistics.median(times),
+        }
+        for name, times in seconds.items()
+    }
+
+
 def run_experiment(settings: ExperimentSettings) -> dict[str, Any]:
     """Train and score every student both ways; writes OUTPUT_DIR/results.json and results.md."""
     import torch
@@ -160,6 +198,8 @@ def run_experiment(settings: ExperimentSettings) -> dict[str, Any]:
         "ctranslate2": teacher_ct2,
         "generate": _row("generate", weights_megabytes(settings.teacher), teacher_generate),
     }
+    teacher_engine = Path(results["students"][settings.students[0]]["distilled"]["run_dir"]) / "teacher_engine"
+    results["speed"] = measure_speed(settings, results, teacher_engine, test)
     results["load_after"] = load_average()
     atomic_write_json(output / "results.json", results)
     atomic_write_text(output / "results.md", format_results(results))
@@ -171,32 +211,42 @@ def run_experiment(settings: ExperimentSettings) -> dict[str, Any]:
 
 
 def format_results(results: dict[str, Any]) -> str:
-    """The Markdown table of the README's Distillation section (speed relative to the teacher on CTranslate2 int8)."""
-    teacher_seconds = results["teacher"]["ctranslate2"].get("generation_seconds")
-    header = "| model | trained on | engine | BLEU | chrF | tokens/s | test seconds | × teacher CT2 speed | MB |"
+    """The Markdown table of the README's Distillation section.
+
+    "× teacher speed" is the interleaved measurement (:func:`measure_speed`) of the exported models against the
+    teacher on CTranslate2 int8; tokens/s and test seconds come from each model's own evaluation.
+    """
+    speed = results.get("speed", {})
+    header = "| model | trained on | engine | BLEU | chrF | tokens/s | test seconds | × teacher speed | MB |"
     lines = [header, "|---|---|---|---|---|---|---|---|---|"]
 
-    def line(name: str, data: str, row: dict[str, Any]) -> None:
-        seconds = row.get("generation_seconds")
-        ratio = f"{teacher_seconds / seconds:.2f}" if teacher_seconds and seconds else "n/a"
+    def line(name: str, data: str, row: dict[str, Any], speed_key: str | None) -> None:
+        ratio = speed.get(speed_key, {}).get("speedup_vs_teacher") if speed_key else None
         cells = [name, data, row["engine"], _number(row.get("bleu")), _number(row.get("chrf"))]
-        cells += [_number(row.get("tokens_per_second"), 0), _number(seconds), ratio, _number(row.get("megabytes"))]
+        cells += [_number(row.get("tokens_per_second"), 0), _number(row.get("generation_seconds"))]
+        cells += [_number(ratio, 2), _number(row.get("megabytes"))]
         lines.append("| " + " | ".join(cells) + " |")
 
     teacher = f"teacher ({Path(results['settings']['teacher']).resolve().parent.name})"
-    line(teacher, "references", results["teacher"]["ctranslate2"])
-    line(teacher, "references", results["teacher"]["generate"])
+    line(teacher, "references", results["teacher"]["ctranslate2"], "teacher")
+    line(teacher, "references", results["teacher"]["generate"], None)
     for preset, runs in results["students"].items():
         for data in ("distilled", "references"):
-            for key in ("exported_student", "student"):
-                line(preset, data if data == "references" else "teacher output", runs[data]["models"][key])
+            trained_on = data if data == "references" else "teacher output"
+            line(preset, trained_on, runs[data]["models"]["exported_student"], f"{preset}-{data}")
+            line(preset, trained_on, runs[data]["models"]["student"], None)
     stages = []
     for preset, runs in results["students"].items():
         for data, run in runs.items():
             times = ", ".join(f"{name} {_stage_seconds(value)} s" for name, value in run["stages"].items())
             stages.append(f"- {preset}, {data}: {times}")
+    settings = results["settings"]
+    note = (
+        f"Speed: median of {settings['speed_rounds']} interleaved rounds over the first {settings['speed_sentences']}"
+        f" test verses, beam {settings['num_beams']}."
+    )
     load = f"load average before {results['load_before']}, after {results['load_after']}"
-    return "\n".join(lines) + "\n\nStage wall times:\n\n" + "\n".join(stages) + f"\n\nMachine: {load}.\n"
+    return "\n".join(lines) + f"\n\n{note}\n\nStage wall times:\n\n" + "\n".join(stages) + f"\n\nMachine: {load}.\n"
 
 
 def _stage_seconds(value: Any) -> str:

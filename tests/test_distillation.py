@@ -324,11 +324,18 @@ def test_the_measurement_script_runs_both_arms_and_writes_the_table(data_dir: Pa
             steps=2,
             num_beams=2,
             threads=1,
+            speed_rounds=2,
         )
     )
     runs = results["students"]["transformer_student"]
+    speed = results["speed"]
+    assert set(speed) == {"teacher", "transformer_student-distilled", "transformer_student-references"}
+    assert speed["teacher"]["speedup_vs_teacher"] == 1.0
+    assert all(row["median_seconds"] > 0 and row["sentences_per_second"] > 0 for row in speed.values())
     assert runs["distilled"]["models"]["student"]["n"] == runs["references"]["models"]["student"]["n"] == 6
     assert json.loads((Path(runs["references"]["run_dir"]) / "summary.json").read_text())["steps"] == 2
     assert results["teacher"]["generate"]["engine"] == "generate"
     table = (output / "results.md").read_text()
     assert table.count("| transformer_student |") == 4 and "| teacher (reference) | references | ctranslate2 |" in table
+    exported_rows = [row for row in table.splitlines() if "| ctranslate2 |" in row]
+    assert len(exported_rows) == 3 and all(row.split("|")[8].strip() != "n/a" for row in exported_rows)
