@@ -26,6 +26,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, MarianConfig, MarianMTMode
 from hf_attn.cli import main
 from hf_attn.distillation import DistillationSettings, load_teacher, run_distillation, translate_in_chunks
 from hf_attn.distillation.chunks import chunk_path
+from hf_attn.distillation.report import weights_megabytes
 
 TINY_STUDENT = [
     "model.d_model=32",
@@ -168,6 +169,9 @@ def test_hf_attn_teacher_distils_into_an_rnn_student_exported_to_torch_int8(data
         settings(teacher, run, data_dir, student="rnn_small", overrides=TINY_RNN_STUDENT, test_examples=4)
     )
     assert report["stages"]["teacher"]["engine"] == "ctranslate2"  # through hf-attn export's converter
+    # The teacher row's size is the int8 CTranslate2 model that translated, not the fp32 folder it came from.
+    assert report["models"]["teacher"]["megabytes"] == weights_megabytes(run / "teacher_engine")
+    assert report["models"]["teacher"]["megabytes"] < weights_megabytes(teacher) / 2
     assert report["stages"]["export"]["format"] == "torch-int8"
     assert report["models"]["exported_student"]["engine"] == "torch-int8"
     assert report["models"]["student"]["n"] == 4

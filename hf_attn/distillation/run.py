@@ -248,9 +248,10 @@ def run_distillation(settings: DistillationSettings, *, progress: bool = False) 
     def evaluate_all() -> dict[str, dict[str, Any]]:
         models: dict[str, dict[str, Any]] = {}
         teacher_engine = clock.report["stages"].get("teacher", {}).get("engine") or get_teacher().engine
+        teacher_weights = folder / "teacher_engine" if teacher_engine == "ctranslate2" else settings.teacher
         models["teacher"] = {
             "engine": teacher_engine,
-            "megabytes": weights_megabytes(settings.teacher),
+            "megabytes": weights_megabytes(teacher_weights),  # the weights that translated, not the source folder
             "metrics": evaluate_once(
                 "teacher", eval_dir, test, lambda: get_teacher().translate_with_stats, engine=teacher_engine, **options
             ),
