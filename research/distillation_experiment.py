@@ -147,7 +147,14 @@ def measure_speed(
     for round_index in range(settings.speed_rounds):
         for name in names[round_index % len(names) :] + names[: round_index % len(names)]:
             start = time.perf_counter()
-            translators[name](sources, batch_size=32, num_beams=settings.num_beams)
+            translators[name](
+                sources,
+                batch_size=32,
+                num_beams=settings.num_beams,
+                max_new_tokens=None,
+                length_penalty=1.0,
+                progress=False,
+            )
             seconds[name].append(time.perf_counter() - start)
     teacher = statistics.median(seconds["teacher"])
     return {
