@@ -11,11 +11,14 @@ compilations), so each per-round ratio compares cases measured under the same lo
 * beam-4 ``generate``, eager against eager and compiled (forward under ``torch.compile``
   with ``cache_implementation="static"``) against compiled;
 * greedy decoding with a compiled static cache against the same model's eager decoding;
-* the RNN's beam-4 ``generate``, with its time split into the model's forward, the output
-  projection inside it and what ``generate`` does around the model (logits copy,
-  ``log_softmax``, beam scores, ``topk``, bookkeeping).
+* the RNN's beam-4 ``generate``.
 
-After the rounds one unmeasured, profiled call of each case gives the share of its CPU time
+Eager ``generate`` cases (the RNN's, hf_attn's greedy and beam 4) also get one unmeasured
+call split into the model's forward, the output projection inside it and what ``generate``
+does around the model (logits copy, ``log_softmax``, beam scores, ``topk``, bookkeeping): the
+most a faster decoding step could give (:func:`time_split`).
+
+After the rounds, one unmeasured, profiled call of each case gives the share of its CPU time
 spent in matrix products and the rate they reach, next to the matmul ceiling this process
 measures: the explanation of any target the ratios miss. Models have random weights and the
 inputs are random ids, so no data is needed.
@@ -109,27 +112,49 @@ def compiled_forward(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-class ForwardClock:
-    """Wall time a model spends in its ``forward`` and in its output projection, accumulated over calls."""
+def time_split(model: torch.nn.Module, case: Callable[[], object]) -> dict[str, float]:
+    """One call of a ``generate`` case, its wall time split into the model's forward, the output projection
+    inside it, and the rest (what ``generate`` does around the model); wall clocks are installed only for it.
 
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.forward_seconds = self.projection_seconds = 0.0
-        original, projection = model.forward, model.get_output_embeddings()
+    ``speed_up_bound_free_step`` is Amdahl's bound for any faster decoding step that keeps the
+    tokens: the rest and the output projection stay, everything else in the step costs nothing.
+    """
+    spent = {"forward": 0.0, "projection": 0.0}
+    starts: list[float] = []
+    original = model.forward
 
-        def timed_forward(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                self.forward_seconds += time.perf_counter() - started
+    def timed_forward(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent["forward"] += time.perf_counter() - started
 
-        model.forward = timed_forward
-        projection.register_forward_pre_hook(lambda *_: setattr(self, "_projection_start", time.perf_counter()))
-        projection.register_forward_hook(
-            lambda *_: setattr(
-                self, "projection_seconds", self.projection_seconds + time.perf_counter() - self._projection_start
-            )
-        )
+    def projection_done(*_) -> None:
+        spent["projection"] += time.perf_counter() - starts.pop()
+
+    projection = model.get_output_embeddings()
+    hooks = [
+        projection.register_forward_pre_hook(lambda *_: starts.append(time.perf_counter())),
+        projection.register_forward_hook(projection_done),
+    ]
+    model.forward = timed_forward
+    try:
+        started = time.perf_counter()
+        case()
+        total = time.perf_counter() - started
+    finally:
+        del model.forward  # back to the class's forward
+        for hook in hooks:
+            hook.remove()
+    step_without_projection = spent["forward"] - spent["projection"]
+    return {
+        "generate_seconds": round(total, 6),
+        "forward_seconds": round(spent["forward"], 6),
+        "output_projection_seconds": round(spent["projection"], 6),
+        "outside_forward_seconds": round(total - spent["forward"], 6),
+        "speed_up_bound_free_step": round(total / (total - step_without_projection), 3),
+    }
 
 
 def matmul_profile(case: Callable[[], object]) -> dict[str, float]:
@@ -149,8 +174,8 @@ def matmul_profile(case: Callable[[], object]) -> dict[str, float]:
     }
 
 
-def build_cases(spec: dict[str, Any]) -> tuple[dict[str, Callable[[], object]], ForwardClock]:
-    """Every measured case by name, and the clock inside the RNN's generate."""
+def build_cases(spec: dict[str, Any]) -> tuple[dict[str, Callable[[], object]], dict[str, torch.nn.Module]]:
+    """Every measured case by name, and the eager models whose ``generate`` cases get a time split."""
     from .settings import SIZES
 
     def fresh(system: str) -> torch.nn.Module:
@@ -164,12 +189,15 @@ def build_cases(spec: dict[str, Any]) -> tuple[dict[str, Callable[[], object]], 
     source = {"input_ids": tokens, "attention_mask": torch.ones_like(tokens)}
     new_tokens = spec["new_tokens"]
     cases: dict[str, Callable[[], object]] = {}
+    split: dict[str, torch.nn.Module] = {}
     for system in ("hf_attn", "marian"):
         batch = {**source, "labels": labels}
         eager = fresh(system)
         cases[f"train {system} eager"] = training_step(fresh(system), batch)
         cases[f"beam4 {system} eager"] = generation(eager, source, new_tokens, num_beams=4)
         cases[f"greedy {system} eager"] = generation(eager, source, new_tokens)
+        if system == "hf_attn":
+            split.update({f"beam4 {system} eager": eager, f"greedy {system} eager": eager})
         if not spec["compile"]:
             continue
         compiled = fresh(system)
@@ -184,8 +212,8 @@ def build_cases(spec: dict[str, Any]) -> tuple[dict[str, Callable[[], object]], 
         )
     rnn = fresh("rnn")
     cases["rnn beam4 eager"] = generation(rnn, source, new_tokens, num_beams=4)
-    clock = ForwardClock(rnn)
-    return cases, clock
+    split["rnn beam4 eager"] = rnn
+    return cases, split
 
 
 def speed_ratios(times: dict[str, list[float]]) -> dict[str, dict[str, float]]:
@@ -210,7 +238,7 @@ def speed_ratios(times: dict[str, list[float]]) -> dict[str, dict[str, float]]:
 
 
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
-    """All cases in interleaved rounds at ``spec['threads']`` threads, then the RNN split and the profiles."""
+    """All cases in interleaved rounds at ``spec['threads']`` threads, then the time splits and the profiles."""
     from .worker import matmul_gflops
 
     torch.set_num_threads(spec["threads"])
@@ -218,7 +246,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     # cases of both models and both batch shapes share dynamo's per-code cache: the default 8 entries overflow.
     torch._dynamo.config.recompile_limit = 64
     started = time.perf_counter()
-    cases, clock = build_cases(spec)
+    cases, split_models = build_cases(spec)
     times: dict[str, list[float]] = {name: [] for name in cases}
     first_call: dict[str, float] = {}
     for round_index in range(spec["rounds"] + 1):
@@ -230,20 +258,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
                 times[name].append(seconds)
             else:
                 first_call[name] = round(seconds, 3)
-    clock.forward_seconds = clock.projection_seconds = 0.0
-    rnn_started = time.perf_counter()
-    cases["rnn beam4 eager"]()
-    rnn_total = time.perf_counter() - rnn_started
-    step_without_projection = clock.forward_seconds - clock.projection_seconds
-    rnn = {
-        "generate_seconds": round(rnn_total, 6),
-        "forward_seconds": round(clock.forward_seconds, 6),
-        "output_projection_seconds": round(clock.projection_seconds, 6),
-        "outside_forward_seconds": round(rnn_total - clock.forward_seconds, 6),
-        # Amdahl: the speed-up if attention, LSTM cell and everything else in the step but the output projection
-        # cost nothing, with generate's own work and the projection unchanged (identical tokens keep both).
-        "speed_up_bound_free_step": round(rnn_total / (rnn_total - step_without_projection), 3),
-    }
+    splits = {name: time_split(model, cases[name]) for name, model in split_models.items()}
     profiled = [name for name in cases if "hf_attn" in name or name.startswith("rnn")]
     profiles = {name: matmul_profile(cases[name]) for name in profiled}
     return {
@@ -254,7 +269,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         "seconds_rounds": {name: [round(value, 4) for value in values] for name, values in times.items()},
         "first_call_seconds": first_call,
         "ratios": speed_ratios(times),
-        "rnn_beam4": rnn,
+        "time_splits": splits,
         "profiles": profiles,
         "matmul_ceiling_gflops": round(matmul_gflops(spec["matmul_size"], "fp32", torch.device("cpu")), 1),
         "wall_seconds": round(time.perf_counter() - started, 1),
@@ -285,6 +300,8 @@ def run_fast_paths(settings: Any, work_dir: Path, progress: Callable[[str], None
         env = {
             **os.environ,
             "OMP_NUM_THREADS": str(threads),
+            # A first call's time is then a cold compilation, not a cache hit from an earlier run.
+            "TORCHINDUCTOR_FORCE_DISABLE_CACHES": "1",
             "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p),
         }
         command = [sys.executable, "-m", "research.benchmark.fast_paths", "--spec", str(spec_file)]
