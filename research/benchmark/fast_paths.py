@@ -296,7 +296,8 @@ def run_fast_paths(settings: Any, work_dir: Path, progress: Callable[[str], None
         }
         spec_file, output = work_dir / f"fast_paths_{threads}.spec.json", work_dir / f"fast_paths_{threads}.json"
         spec_file.write_text(json.dumps(spec), encoding="utf-8")
-        progress(f"fast paths at {threads} thread(s): {settings.repeats} rounds (+1 warm-up that compiles)")
+        warm_up = "1 warm-up round, which compiles" if settings.fast_path_compile else "1 warm-up round"
+        progress(f"fast paths at {threads} thread(s): {settings.repeats} rounds (+{warm_up})")
         env = {
             **os.environ,
             "OMP_NUM_THREADS": str(threads),

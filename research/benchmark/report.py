@@ -537,7 +537,7 @@ def unmet_targets(results: dict[str, Any]) -> list[str]:
                 f"- {key}, {threads} thread(s): {entry['ratio']:.2f} < {target:.2f}. hf_attn spends "
                 f"{profile['matmul_share']:.0%} of its time in matrix products, at "
                 f"{profile['matmul_gflops_achieved']:.0f} of the {ceiling:.0f} GFLOP/s ceiling; Marian multiplies the "
-                f"same matrices, so {target:.2f} needs "
+                f"same matrices (plus biases), so {target:.2f} needs "
                 f"hf_attn's other work ({rest * 1000:.0f} ms of {ours_s * 1000:.0f} ms) cut by {cut:.0%}."
             )
         entry, target = (
