@@ -7,6 +7,7 @@ docs/benchmarks.json and the scaling plot. See research/benchmark/run.py for the
     python scripts/benchmark.py                       # full CPU run (~15 minutes on 2 cores)
     python scripts/benchmark.py --quick --no-joey     # smoke test
     python scripts/benchmark.py --size base --device cuda --dtype bf16
+    python scripts/benchmark.py --benchmarks fast_paths --write-docs   # eager/compiled vs Marian, 1 and 2 threads
 """
 
 from __future__ import annotations
@@ -115,6 +116,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="run every worker with glibc keeping freed memory (no page faults for large temporaries)",
     )
     parser.add_argument("--max-train-examples", type=int, help="use only this many training pairs (tests)")
+    parser.add_argument(
+        "--fast-path-threads",
+        type=int,
+        nargs="+",
+        help=f"fast_paths: thread counts, one process each (default {list(defaults.fast_path_threads)})",
+    )
+    parser.add_argument(
+        "--fast-path-sentences",
+        type=int,
+        help=f"fast_paths: sentences per batch (default {defaults.fast_path_sentences})",
+    )
+    parser.add_argument(
+        "--fast-path-length",
+        type=int,
+        help=f"fast_paths: source and target tokens per sentence (default {defaults.fast_path_length})",
+    )
+    parser.add_argument(
+        "--no-fast-path-compile",
+        dest="fast_path_compile",
+        action="store_false",
+        default=None,
+        help="fast_paths: eager cases only (no torch.compile, so no C++ compiler needed)",
+    )
     parser.add_argument("--no-joey", dest="joey", action="store_false", help="skip Joey NMT")
     parser.add_argument(
         "--joey-venv",

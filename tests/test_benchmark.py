@@ -223,3 +223,31 @@ def test_efficiency_counts_encoder_and_decoder_tokens():
 def test_settings_reject_bad_values(field, value):
     with pytest.raises(ValueError, match=field.split("_")[0]):
         BenchmarkSettings(**{field: value})
+
+
+@pytest.mark.slow
+def test_fast_paths_run_writes_its_own_page(tmp_path):
+    """``--benchmarks fast_paths`` alone: its process runs, the ratios and the RNN's split are sane, and
+    only the fast-path page is written (benchmarks.md of the worker benchmarks is left alone)."""
+    docs = tmp_path / "docs"
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        *("--size", "tiny", "--benchmarks", "fast_paths", "--repeats", "2", "--fast-path-threads", "1"),
+        *("--fast-path-sentences", "3", "--fast-path-length", "6", "--max-new-tokens", "3", "--no-fast-path-compile"),
+        *("--work-dir", str(tmp_path / "work"), "--write-docs", "--docs-dir", str(docs)),
+    ]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=OUTSIDE_ENV)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert sorted(path.name for path in docs.iterdir()) == ["fast_paths_benchmark.json", "fast_paths_benchmark.md"]
+    run = json.loads((docs / "fast_paths_benchmark.json").read_text(encoding="utf-8"))["fast_paths"]["1"]
+    assert set(run["ratios"]) == {"train eager", "beam4 eager"}  # eager only: no compiled pairs
+    assert all(len(times) == 2 and all(t > 0 for t in times) for times in run["seconds_rounds"].values())
+    assert set(run["time_splits"]) == {"rnn beam4 eager", "beam4 hf_attn eager", "greedy hf_attn eager"}
+    for split in run["time_splits"].values():
+        assert 0 < split["output_projection_seconds"] < split["forward_seconds"] < split["generate_seconds"]
+        assert split["speed_up_bound_free_step"] > 1
+    assert all(0 < profile["matmul_share"] < 1 for profile in run["profiles"].values())
+    page = (docs / "fast_paths_benchmark.md").read_text(encoding="utf-8")
+    assert "training step, eager: hf_attn speed / Marian" in page and "1 thread(s)" in page
+    assert "## Targets not met, and why" in page

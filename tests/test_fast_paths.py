@@ -59,10 +59,39 @@ def test_static_cache_generates_the_dynamic_cache_tokens(implementation, num_bea
     assert len(set(map(tuple, dynamic.tolist()))) > 1, "the sentences should not all decode alike"
 
 
-def test_model_declares_fullgraph_compilation_and_not_untested_backends():
+def test_model_declares_tested_backends_only():
     assert TransformerSeq2SeqForConditionalGeneration._can_compile_fullgraph
-    assert not TransformerSeq2SeqForConditionalGeneration._supports_flex_attn
+    assert TransformerSeq2SeqForConditionalGeneration._supports_flex_attn
     assert not TransformerSeq2SeqForConditionalGeneration._supports_flash_attn
+
+
+@pytest.mark.slow
+def test_flex_attention_matches_sdpa_outputs_and_generated_tokens():
+    """Encoder self-attention and cross-attention over padded sources, causal decoder self-attention over a
+    padded target: flex gives sdpa's logits and, greedy and beam 4, its tokens."""
+    sdpa = tiny_model(attn_implementation="sdpa", decoder_layers=1)
+    flex = tiny_model(attn_implementation="flex_attention", decoder_layers=1)
+    assert flex.config._attn_implementation == "flex_attention"
+    input_ids, attention_mask = make_padded_batch(VOCAB, batch_size=3, max_len=7)
+    decoder_input_ids = torch.randint(3, VOCAB, (3, 5), generator=torch.Generator().manual_seed(1))
+    decoder_attention_mask = torch.ones_like(decoder_input_ids)
+    decoder_attention_mask[0, -2:] = 0
+    inputs = {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "decoder_input_ids": decoder_input_ids,
+        "decoder_attention_mask": decoder_attention_mask,
+    }
+    torch._dynamo.reset()
+    try:
+        with torch.no_grad():
+            torch.testing.assert_close(flex(**inputs).logits, sdpa(**inputs).logits, atol=1e-5, rtol=1e-5)
+        for num_beams in (1, 4):
+            options = {"attention_mask": attention_mask, "num_beams": num_beams, **GENERATE, "max_new_tokens": 5}
+            options["min_new_tokens"] = 5
+            assert torch.equal(flex.generate(input_ids, **options), sdpa.generate(input_ids, **options))
+    finally:
+        torch._dynamo.reset()
 
 
 @pytest.mark.slow

@@ -12,6 +12,8 @@ This file imports only torch and its sibling config_validation, so it travels wi
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -67,6 +69,35 @@ def eager_attention_forward(
     weights = nn.functional.dropout(weights, p=dropout, training=module.training)
     output = torch.matmul(weights, value).transpose(1, 2).contiguous()
     return output, weights
+
+
+def flex_attention_mask(attention_mask: Any, query: torch.Tensor, key: torch.Tensor, is_causal: bool) -> Any:
+    """The mask as a ``BlockMask`` for transformers' ``flex_attention`` backend (None: attend everywhere).
+
+    That backend ignores ``is_causal`` and adds a tensor mask as ``mask[b][0][q][k]`` inside a
+    ``score_mod``; on the CPU (torch 2.13) a ``score_mod`` that reads a captured tensor indexes
+    out of bounds or corrupts memory, even with a full (batch, 1, q, k) mask. A ``mask_mod``
+    in a ``BlockMask`` (what transformers' own flex integration builds) computes correctly, so
+    the boolean mask (True = attend; an additive one: 0 = attend), or the causal mask, becomes
+    one. A mask that already is a ``BlockMask`` is used as given.
+    """
+    from torch.nn.attention.flex_attention import BlockMask, create_block_mask
+
+    if isinstance(attention_mask, BlockMask):
+        return attention_mask
+    batch, query_length, key_length = key.shape[0], query.shape[2], key.shape[2]
+    if attention_mask is None:
+        if not (is_causal and query_length > 1):
+            return None
+        attention_mask = causal_mask(query_length, key_length, query.device)
+    allowed = attention_mask if attention_mask.dtype == torch.bool else attention_mask == 0
+    # (batch, query_length, key_length): the heads share one mask
+    allowed = allowed.reshape(-1, *allowed.shape[-2:]).expand(batch, query_length, key_length).contiguous()
+
+    def mask_mod(batch_index, head_index, query_index, key_index):
+        return allowed[batch_index, query_index, key_index]
+
+    return create_block_mask(mask_mod, batch, None, query_length, key_length, device=query.device)
 
 
 class RNNAttention(nn.Module):

@@ -31,7 +31,7 @@ from transformers.modeling_outputs import (
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import can_return_tuple, is_tracing
 
-from .attention import causal_mask, eager_attention_forward
+from .attention import causal_mask, eager_attention_forward, flex_attention_mask
 from .configuration_transformer_seq2seq import TransformerSeq2SeqConfig
 from .seq2seq_utils import (
     SHARED_EMBEDDING_TIES,
@@ -283,6 +283,8 @@ class TransformerSeq2SeqAttention(nn.Module):
         # Only the eager path returns weights; it computes the same function as the others.
         implementation = "eager" if output_attentions else self.config._attn_implementation
         attention_function: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+        if implementation == "flex_attention":
+            attention_mask = flex_attention_mask(attention_mask, query, key, self.is_causal)
         output, weights = attention_function(
             self,
             query,
@@ -409,9 +411,10 @@ class TransformerSeq2SeqPreTrainedModel(HfAttnPreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _supports_attention_backend = True
-    # tests/test_fast_paths.py compiles the decoding step with fullgraph=True over a static cache.
-    # Flex attention is not declared: on CPU (torch 2.13) its kernel indexes our broadcast (batch, 1, 1,
-    # source_length) padding masks out of bounds; flash attention needs a GPU to be tested on.
+    # Each flag is proved in tests/test_fast_paths.py: the decoding step compiles with fullgraph=True over a
+    # static cache; flex attention (masks as BlockMasks, see flex_attention_mask) gives sdpa's outputs and
+    # generate tokens. Flash attention stays undeclared until a GPU run proves it (scripts/gpu_check.sh).
+    _supports_flex_attn = True
     _can_compile_fullgraph = True
     _no_split_modules = ["TransformerSeq2SeqEncoderLayer", "TransformerSeq2SeqDecoderLayer"]
     _remote_code_auto_classes = {

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hf_attn.atomic import atomic_write_text
 from hf_attn.plotting import plot_series
 
 SCALING_PLOT = "benchmark_scaling.png"
@@ -153,7 +154,9 @@ def scaling_table(results: dict[str, Any]) -> str:
 
 def format_report(results: dict[str, Any]) -> str:
     """The console summary: comparisons, then the per-benchmark tables that exist."""
-    parts = ["Comparisons (median over rounds of the per-round ratio):", comparisons_table(results)]
+    parts = []
+    if results.get("systems"):
+        parts += ["Comparisons (median over rounds of the per-round ratio):", comparisons_table(results)]
     for family, title in (("transformer", "Transformer training"), ("rnn", "RNN training")):
         if any(results["systems"][k]["family"] == family for k in results.get("training", {})):
             parts += [f"\n{title}:", training_table(results, family)]
@@ -163,6 +166,15 @@ def format_report(results: dict[str, Any]) -> str:
         parts += ["\nScaling (synthetic batches, target tokens/s):", scaling_table(results)]
     if results.get("joey_cli"):
         parts.append(f"\nJoey NMT's own trainer (log): {results['joey_cli']['target_tokens_per_s']:.1f} target tok/s")
+    if results.get("fast_paths"):
+        parts += [
+            "\nFast paths (speed ratios, median over rounds):",
+            fast_paths_table(results),
+            fast_paths_times_table(results),
+            fast_paths_profile_table(results),
+            time_splits_table(results),
+            *unmet_targets(results),
+        ]
     return "\n".join(parts)
 
 
@@ -268,6 +280,10 @@ def render_markdown(results: dict[str, Any]) -> str:
         "torch-int8, against MarianMTModel and Marian on CTranslate2) needs trained models and the `deploy` extra, "
         "so it has its own script and page: `scripts/benchmark_translation.py`, "
         "[translation_benchmark.md](translation_benchmark.md).",
+        "Eager against compiled (`torch.compile`, static-cache decoding) at 1 and 2 threads, and where the time of "
+        "each case goes, is the `fast_paths` benchmark of the same script, on its own page: "
+        f"[{FAST_PATH_DOC}]({FAST_PATH_DOC}).",
+        _gpu_section(results),
         "## Models and data",
         f"Size `{s['size']}`: vocabulary {size.get('vocab_size')}, d_model {size.get('d_model')}, "
         f"{size.get('layers')}+{size.get('layers')} layers, {size.get('heads')} heads, FFN {size.get('ffn_dim')}; "
@@ -331,6 +347,17 @@ def render_markdown(results: dict[str, Any]) -> str:
     return "\n\n".join(part for part in sections if part) + "\n"
 
 
+def _gpu_section(results: dict[str, Any]) -> str:
+    if results["machine"].get("gpu"):
+        return ""
+    return (
+        "GPU numbers (bf16 training throughput and MFU of the base-size Transformer, beam-4 and compiled "
+        "static-cache generate, sdpa against flash attention) are pending a lent GPU: `scripts/gpu_check.sh` "
+        "measures them in under 8 minutes and writes JSON; `scripts/gpu_check.sh --dry-run` runs the same script "
+        "end to end on the CPU at tiny sizes (the test suite does)."
+    )
+
+
 def _joey_cli_section(results: dict[str, Any]) -> str:
     cli = results.get("joey_cli")
     if not cli:
@@ -347,12 +374,250 @@ def _joey_cli_section(results: dict[str, Any]) -> str:
 
 
 def write_docs(results: dict[str, Any], docs_dir: str | os.PathLike) -> list[Path]:
-    """Write ``benchmarks.json``, the scaling plot and ``benchmarks.md`` into ``docs_dir``."""
+    """Write the pages a run's results fill into ``docs_dir``, each with the JSON it is rendered from.
+
+    ``benchmarks.json``, the scaling plot and ``benchmarks.md`` for the worker benchmarks;
+    ``fast_paths_benchmark.json`` and ``.md`` for the fast paths. A run of one kind leaves the
+    other kind's page as it was.
+    """
     docs_dir = Path(docs_dir)
-    written = [write_json(results, docs_dir / "benchmarks.json")]
-    if results.get("scaling"):
-        written.append(plot_scaling(results, docs_dir / SCALING_PLOT))
-    markdown = docs_dir / "benchmarks.md"
-    markdown.write_text(render_markdown(results), encoding="utf-8")
-    written.append(markdown)
+    written = []
+    if results.get("systems"):
+        written.append(write_json(results, docs_dir / "benchmarks.json"))
+        if results.get("scaling"):
+            written.append(plot_scaling(results, docs_dir / SCALING_PLOT))
+        atomic_write_text(docs_dir / "benchmarks.md", render_markdown(results))
+        written.append(docs_dir / "benchmarks.md")
+    if results.get("fast_paths"):
+        written.append(write_json(results, docs_dir / FAST_PATH_DOC.replace(".md", ".json")))
+        atomic_write_text(docs_dir / FAST_PATH_DOC, render_fast_paths_markdown(results))
+        written.append(docs_dir / FAST_PATH_DOC)
     return written
+
+
+FAST_PATH_DOC = "fast_paths_benchmark.md"
+# Rows of the fast-path table: (ratio key in each thread count's "ratios", what it compares).
+FAST_PATH_ROWS = (
+    ("train eager", "training step, eager: hf_attn speed / Marian"),
+    ("train compiled", "training step, compiled: hf_attn / Marian"),
+    ("beam4 eager", "beam-4 generate, eager: hf_attn / Marian"),
+    ("beam4 compiled", "beam-4 generate, compiled forward + static cache: hf_attn / Marian"),
+    ("greedy compiled static / eager", "greedy, compiled static cache / own eager (hf_attn)"),
+    ("train hf_attn compiled / eager", "training step, hf_attn: compiled / eager"),
+    ("train marian compiled / eager", "training step, Marian: compiled / eager"),
+    ("greedy marian compiled static / eager", "greedy, compiled static cache / own eager (Marian)"),
+)
+
+
+def _fast_path_verdict(value: float, target: float | None) -> str:
+    return "" if target is None else (" ✓" if value >= target else " ✗")
+
+
+def fast_paths_table(results: dict[str, Any]) -> str:
+    """Ratios by thread count (columns), with the issue's targets; ✓/✗ says whether a ratio meets its target."""
+    from .fast_paths import FAST_PATH_TARGETS
+
+    by_threads = results["fast_paths"]
+    rows = []
+    for key, label in FAST_PATH_ROWS:
+        if not any(key in run["ratios"] for run in by_threads.values()):
+            continue
+        target = FAST_PATH_TARGETS.get(key)
+        cells = []
+        for run in by_threads.values():
+            entry = run["ratios"].get(key)
+            cells.append(
+                "—"
+                if entry is None
+                else f"**{entry['ratio']:.2f}** ({entry['ratio_min']:.2f}–{entry['ratio_max']:.2f})"
+                + _fast_path_verdict(entry["ratio"], target)
+            )
+        rows.append([label, "—" if target is None else f"≥ {target:.2f}", *cells])
+    target = FAST_PATH_TARGETS["rnn beam4 speed-up"]
+    rows.append(
+        [
+            "RNN beam-4 generate: the most any faster decoding step could give (Amdahl, step free but the "
+            "output projection)",
+            f"≥ {target:.2f}",
+            *(
+                f"{run['time_splits']['rnn beam4 eager']['speed_up_bound_free_step']:.2f}"
+                + _fast_path_verdict(run["time_splits"]["rnn beam4 eager"]["speed_up_bound_free_step"], target)
+                for run in by_threads.values()
+            ),
+        ]
+    )
+    return table(["comparison", "target", *(f"{t} thread(s)" for t in by_threads)], rows)
+
+
+def fast_paths_times_table(results: dict[str, Any]) -> str:
+    by_threads = results["fast_paths"]
+    cases = list(next(iter(by_threads.values()))["median_seconds"])
+    rows = [
+        [
+            case,
+            *(
+                f"{run['median_seconds'][case] * 1000:.0f} ms (first call {run['first_call_seconds'][case]:.1f} s)"
+                for run in by_threads.values()
+            ),
+        ]
+        for case in cases
+    ]
+    return table(["case", *(f"{t} thread(s): median" for t in by_threads)], rows)
+
+
+def fast_paths_profile_table(results: dict[str, Any]) -> str:
+    by_threads = results["fast_paths"]
+    cases = list(next(iter(by_threads.values()))["profiles"])
+    rows = []
+    for case in cases:
+        cells = []
+        for run in by_threads.values():
+            p = run["profiles"][case]
+            cells.append(
+                f"{p['matmul_share']:.0%} of {p['profiled_seconds']:.2f} s; "
+                f"{p['matmul_gflops_achieved']:.0f} of {run['matmul_ceiling_gflops']:.0f} GFLOP/s"
+            )
+        rows.append([case, *cells])
+    return table(
+        ["case", *(f"{t} thread(s): time in matrix products; their rate of the ceiling" for t in by_threads)], rows
+    )
+
+
+def time_splits_table(results: dict[str, Any]) -> str:
+    rows = [
+        [
+            case,
+            threads,
+            f"{split['generate_seconds']:.3f}",
+            f"{split['forward_seconds']:.3f}",
+            f"{split['output_projection_seconds']:.3f}",
+            f"{split['outside_forward_seconds']:.3f}",
+            f"**{split['speed_up_bound_free_step']:.2f}**",
+        ]
+        for threads, run in results["fast_paths"].items()
+        for case, split in run["time_splits"].items()
+    ]
+    headers = [
+        "eager generate case",
+        "threads",
+        "total s",
+        "model forward s",
+        "of it: output projection s",
+        "outside the model s",
+        "bound: step free but the projection",
+    ]
+    return table(headers, rows)
+
+
+def unmet_targets(results: dict[str, Any]) -> list[str]:
+    """One line per missed target, with what the profile and the time split say about it."""
+    from .fast_paths import FAST_PATH_TARGETS
+
+    lines = []
+    against_marian = {
+        "train eager": ("train hf_attn eager", "train marian eager"),
+        "train compiled": ("train hf_attn compiled", "train marian compiled"),
+        "beam4 eager": ("beam4 hf_attn eager", "beam4 marian eager"),
+        "beam4 compiled": ("beam4 hf_attn compiled", "beam4 marian compiled"),
+    }
+    for threads, run in results["fast_paths"].items():
+        ceiling = run["matmul_ceiling_gflops"]
+        for key, (ours, theirs) in against_marian.items():
+            entry, target = run["ratios"].get(key), FAST_PATH_TARGETS[key]
+            if entry is None or entry["ratio"] >= target or ours not in run["profiles"]:
+                continue
+            profile, ours_s, theirs_s = (
+                run["profiles"][ours],
+                run["median_seconds"][ours],
+                run["median_seconds"][theirs],
+            )
+            rest = (1 - profile["matmul_share"]) * ours_s
+            cut = (ours_s - theirs_s / target) / rest if rest else float("inf")
+            lines.append(
+                f"- {key}, {threads} thread(s): {entry['ratio']:.2f} < {target:.2f}. hf_attn spends "
+                f"{profile['matmul_share']:.0%} of its time in matrix products, at "
+                f"{profile['matmul_gflops_achieved']:.0f} of the {ceiling:.0f} GFLOP/s ceiling; Marian multiplies the "
+                f"same matrices (plus biases), so {target:.2f} needs "
+                f"hf_attn's other work ({rest * 1000:.0f} ms of {ours_s * 1000:.0f} ms) cut by {cut:.0%}."
+            )
+        entry, target = (
+            run["ratios"].get("greedy compiled static / eager"),
+            FAST_PATH_TARGETS["greedy compiled static / eager"],
+        )
+        split = run["time_splits"].get("greedy hf_attn eager")
+        if entry is not None and entry["ratio"] < target and split:
+            lines.append(
+                f"- greedy compiled static / eager, {threads} thread(s): {entry['ratio']:.2f} < {target:.2f}. Eager "
+                f"greedy spends {split['outside_forward_seconds'] / split['generate_seconds']:.0%} of its time outside "
+                f"the model and {split['output_projection_seconds'] / split['generate_seconds']:.0%} in the output "
+                "projection, neither of which compiling the decoding step changes: even a free step would give "
+                f"{split['speed_up_bound_free_step']:.2f}."
+            )
+        split, target = run["time_splits"]["rnn beam4 eager"], FAST_PATH_TARGETS["rnn beam4 speed-up"]
+        if split["speed_up_bound_free_step"] < target:
+            lines.append(
+                f"- RNN beam 4, {threads} thread(s): {split['speed_up_bound_free_step']:.2f} < {target:.2f} even with "
+                f"a free decoding step. {split['outside_forward_seconds'] / split['generate_seconds']:.0%} of generate "
+                "is transformers' beam search on the (rows × vocabulary) scores, and "
+                f"{split['output_projection_seconds'] / split['generate_seconds']:.0%} the output projection at the "
+                f"matmul ceiling (RNN profile: {run['profiles']['rnn beam4 eager']['matmul_share']:.0%} in matrix "
+                "products); tokens identical to today's keep both, so no fused or compiled step reaches the target."
+            )
+    return lines
+
+
+def render_fast_paths_markdown(results: dict[str, Any]) -> str:
+    """The whole ``docs/fast_paths_benchmark.md``: ratios, times, profiles and the RNN's time split."""
+    s = results["settings"]
+    size = results.get("size", {})
+    by_threads = results["fast_paths"]
+    loads = "; ".join(f"{t} thread(s): {run['load_average']}" for t, run in by_threads.items())
+    sections = [
+        "# Fast paths: eager and compiled, hf_attn against MarianMTModel",
+        "Generated by `scripts/benchmark.py --benchmarks fast_paths --write-docs` from the "
+        "`fast_paths_benchmark.json` next to this file; do not edit by hand. Method "
+        "(`research/benchmark/fast_paths.py`): one process per thread count; in it every case runs once per round "
+        f"(one unmeasured warm-up round compiles), {s['repeats']} measured rounds; a ratio is the median over rounds "
+        "of the per-round ratio (min–max in brackets), speed = 1 / time, so above 1 means hf_attn (or the compiled "
+        "path) is faster. Models have random weights: hf_attn's Transformer and a MarianMTModel of identical "
+        f"dimensions (size `{s['size']}`: vocabulary {size.get('vocab_size')}, d_model {size.get('d_model')}, "
+        f"{size.get('layers')}+{size.get('layers')} layers, {size.get('heads')} heads, FFN {size.get('ffn_dim')}, "
+        f"dropout {s['dropout']} in training) and hf_attn's RNN (biLSTM encoder and LSTM decoder of "
+        f"{size.get('rnn_hidden')}, Bahdanau attention, input feeding). Inputs: {s['fast_path_sentences']} sentences "
+        f"of {s['fast_path_length']} random source and target ids; generation makes exactly {s['max_new_tokens']} "
+        "new tokens per sentence. Compiled: training `model.compile(dynamic=False)`; decoding "
+        '`model.forward = torch.compile(model.forward, dynamic=False)` with `cache_implementation="static"`.',
+        "## Ratios",
+        fast_paths_table(results),
+        "## Times",
+        "Median wall time per call; the first call of a compiled case includes its compilation (cold: inductor's "
+        "caches are disabled in these processes).",
+        fast_paths_times_table(results),
+        "## Where the time goes",
+        "One profiled call per case after the rounds (`torch.profiler`, self CPU time): the share spent in matrix "
+        "products (`mm`, `addmm`, `bmm`, `baddbmm`) and the rate those products reached, against the ceiling "
+        f"(best {s['matmul_size']}×{s['matmul_size']} fp32 matmul in the same process). A ratio against Marian "
+        "can move only by the part that is not matrix products (both models multiply the same matrices), and a "
+        "compiled path only removes elementwise and Python work.",
+        fast_paths_profile_table(results),
+        "Eager `generate` calls split by wall clocks around the model's forward and its output projection "
+        "(one unmeasured call each after the rounds). Tokens identical to today's need the same output projection "
+        "(a (beams × sentences, hidden) × (hidden, vocabulary) product at the matmul ceiling) and the same work "
+        "in transformers' beam search on the (rows × vocabulary) scores (logits copy, `log_softmax`, adding beam "
+        "scores, `topk`, logits processors): only the rest of the step can get faster, so the last column is the "
+        "most any fused or compiled decoding step could give.",
+        time_splits_table(results),
+        "## Targets not met, and why",
+        "\n".join(unmet_targets(results)) or "Every target is met.",
+        "## Machine",
+        f"- {results['machine']['cpu']}, {results['machine']['usable_cpus']} usable CPUs; Python "
+        f"{results['machine']['python']}, torch {results['machine']['torch']}, transformers "
+        f"{results['machine']['transformers']}; fp32",
+        f"- Load average (1, 5, 15 min) at the end of each thread count's process: {loads}. The machine is shared: "
+        "absolute times are noisy, ratios are per round; 2 threads on 2 busy cores measure scheduling as much as "
+        "compute.",
+        f"- Code: commit {results['machine'].get('git', {}).get('commit')}; run {results['created']}.",
+        "## Reproduce",
+        f"```bash\n{results['command']}\n```",
+    ]
+    return "\n\n".join(sections) + "\n"

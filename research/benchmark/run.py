@@ -6,8 +6,9 @@ each ratio is the median over rounds of the per-round ratio (:mod:`.summary`). B
 Transformer training (hf_attn vs MarianMTModel of identical dimensions, per attention
 implementation), generation (greedy and beam search, a fixed number of new tokens), RNN
 training (hf_attn vs Joey NMT 2.3 with the same dimensions), efficiency (achieved model
-FLOP/s over the measured matmul FLOP/s of the same process) and scaling (training tokens/s
-against sentence length on synthetic batches of a fixed token count).
+FLOP/s over the measured matmul FLOP/s of the same process), scaling (training tokens/s
+against sentence length on synthetic batches of a fixed token count) and fast paths (eager and
+compiled, one process per thread count: :mod:`.fast_paths`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from ..provenance import describe_machine, load_average
-from .data import prepare_data
+from .data import PreparedData, prepare_data
 from .driver import WorkerProcess, interleaved
+from .fast_paths import run_fast_paths
 from .joey import ensure_joey_venv, run_joey_cli
-from .settings import TARGETS, BenchmarkSettings
+from .settings import TARGETS, WORKER_BENCHMARKS, BenchmarkSettings
 from .summary import comparison, median, training_summary
 from .systems import build_systems
 
@@ -63,6 +65,23 @@ class BenchmarkRun:
         )
         wants_joey = settings.joey and "rnn" in settings.benchmarks
         joey_python = ensure_joey_venv(Path(settings.joey_venv)) if wants_joey else None
+        data = self._worker_benchmarks(joey_python) if set(settings.benchmarks) & set(WORKER_BENCHMARKS) else None
+        if "fast_paths" in settings.benchmarks:
+            self.results["fast_paths"] = run_fast_paths(settings, self.work_dir, self.progress)
+        if joey_python and data is not None and settings.joey_cli_steps > 0:
+            self.progress(f"Joey NMT's own trainer for {settings.joey_cli_steps} steps (cross-check)")
+            try:
+                self.results["joey_cli"] = run_joey_cli(settings, data, joey_python, self.work_dir)
+            except (RuntimeError, OSError) as error:  # keep the measurements above; the caller sees the error
+                logger.error("%s", error)
+                self.results["errors"].append(f"Joey NMT cross-check: {error}")
+        self.results["machine"]["load_average_at_end"] = load_average()
+        self.results["wall_seconds"] = round(time.perf_counter() - started, 1)
+        return self.results
+
+    def _worker_benchmarks(self, joey_python: str | None) -> PreparedData:
+        """The benchmarks on the prepared Bible batches, every system in its own worker process; returns the data."""
+        settings = self.settings
         self.progress("preparing data (BPE, batches)")
         data = prepare_data(settings, self.work_dir)
         self.results["data"] = data.description
@@ -90,16 +109,7 @@ class BenchmarkRun:
         finally:
             for worker in workers:
                 worker.close()
-        if joey_python and settings.joey_cli_steps > 0:
-            self.progress(f"Joey NMT's own trainer for {settings.joey_cli_steps} steps (cross-check)")
-            try:
-                self.results["joey_cli"] = run_joey_cli(settings, data, joey_python, self.work_dir)
-            except (RuntimeError, OSError) as error:  # keep the measurements above; the caller sees the error
-                logger.error("%s", error)
-                self.results["errors"].append(f"Joey NMT cross-check: {error}")
-        self.results["machine"]["load_average_at_end"] = load_average()
-        self.results["wall_seconds"] = round(time.perf_counter() - started, 1)
-        return self.results
+        return data
 
     def _scaling_keys(self) -> list[str]:
         transformer = f"hf_attn-transformer-{self.settings.attn_implementations[0]}"

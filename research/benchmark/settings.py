@@ -8,7 +8,9 @@ from pathlib import Path
 
 import torch
 
-BENCHMARKS = ("transformer", "generation", "rnn", "scaling")
+BENCHMARKS = ("transformer", "generation", "rnn", "scaling", "fast_paths")
+# The benchmarks that run in worker processes on the prepared Bible batches (fast_paths runs in its own processes).
+WORKER_BENCHMARKS = ("transformer", "generation", "rnn", "scaling")
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
 LABEL_PAD = -100
 # Targets from the issue ("where we stand"): hf_attn / peer ratios, and the matmul-ceiling fraction.
@@ -75,6 +77,11 @@ class BenchmarkSettings:
     max_grad_norm: float = 1.0
     keep_freed_memory: bool = False
     work_dir: str = "runs/benchmark"
+    # fast_paths: one process per thread count, random ids of this shape, settings.max_new_tokens new tokens.
+    fast_path_threads: tuple[int, ...] = (1, 2)
+    fast_path_sentences: int = 16
+    fast_path_length: int = 24
+    fast_path_compile: bool = True
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
@@ -101,9 +108,13 @@ class BenchmarkSettings:
             "scaling_repeats",
             "matmul_size",
             "threads",
+            "fast_path_sentences",
+            "fast_path_length",
         ):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {getattr(self, name)!r}.")
+        if not self.fast_path_threads or any(not isinstance(n, int) or n < 1 for n in self.fast_path_threads):
+            raise ValueError(f"`fast_path_threads` must be positive integers, got {self.fast_path_threads!r}.")
         if not self.attn_implementations:
             raise ValueError("`attn_implementations` needs at least one attention implementation.")
 
