@@ -57,7 +57,13 @@ def measure_stages(data: Path, output_dir: Path, vocab_size: int = 8000) -> list
 
     from hf_attn.batching import TokenBatchSampler
     from hf_attn.training.config import load_training_config
-    from hf_attn.training.setup import build_model, example_lengths, load_corpus, prepare_tokenizer, tokenize_split
+
+    try:
+        from hf_attn.training import builders
+    except ImportError:  # a checkout from before training/setup.py became builders.py (measured with --plugin)
+        from hf_attn.training import setup as builders
+    build_model, example_lengths, load_corpus = builders.build_model, builders.example_lengths, builders.load_corpus
+    prepare_tokenizer, tokenize_split = builders.prepare_tokenizer, builders.tokenize_split
 
     config = load_training_config(
         "transformer_small",
