@@ -57,11 +57,14 @@ class TreeMemory:
     ``num_proc`` tokenizing workers are forked: each one's RSS counts the pages it shares with
     the parent, so RSS summed over the processes overstates their memory. PSS divides every
     shared page among the processes that map it, so the sum is what the tree really holds.
+    ``peak_anon_mb`` leaves out file pages (the memory-mapped Arrow files, libraries): those
+    count in RSS while mapped, but are page cache the kernel can drop and read again.
     """
 
     def __init__(self, interval: float = 0.5) -> None:
         self.interval = interval
         self.peak_mb = 0.0
+        self.peak_anon_mb = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -75,14 +78,15 @@ class TreeMemory:
 
     def _sample(self) -> None:
         while True:
-            self.peak_mb = max(self.peak_mb, tree_pss_mb(os.getpid()))
+            total, anon = tree_pss_mb(os.getpid())
+            self.peak_mb, self.peak_anon_mb = max(self.peak_mb, total), max(self.peak_anon_mb, anon)
             if self._stop.wait(self.interval):
                 return
 
 
-def tree_pss_mb(pid: int) -> float:
-    """PSS of ``pid`` and all its descendants, in MB (0 for a process that ended meanwhile)."""
-    total = 0.0
+def tree_pss_mb(pid: int) -> tuple[float, float]:
+    """PSS of ``pid`` and all its descendants, and its anonymous part, in MB (a process that ended counts 0)."""
+    total = anon = 0.0
     pending = [pid]
     while pending:
         current = pending.pop()
@@ -91,9 +95,11 @@ def tree_pss_mb(pid: int) -> float:
             children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
         except OSError:
             continue
-        total += next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")) / 1024
+        fields = {line.split(":")[0]: int(line.split()[1]) for line in rollup.splitlines()[1:]}
+        total += fields["Pss"] / 1024
+        anon += fields.get("Pss_Anon", 0) / 1024
         pending.extend(int(child) for child in children)
-    return total
+    return total, anon
 
 
 def measure_stages(
@@ -147,6 +153,7 @@ def measure_stages(
                 "seconds": round(time.perf_counter() - start, 2),
                 "peak_rss_mb": round(peak_rss_mb()),
                 "tree_peak_pss_mb": round(memory.peak_mb),
+                "tree_peak_anon_pss_mb": round(memory.peak_anon_mb),
             }
         )
         print(json.dumps(stages[-1]), flush=True)
@@ -193,6 +200,7 @@ def main() -> None:
         "seconds": round(sum(float(s["seconds"]) for s in stages), 2),
         "peak_rss_mb": max(s["peak_rss_mb"] for s in stages),
         "tree_peak_pss_mb": max(s["tree_peak_pss_mb"] for s in stages),
+        "tree_peak_anon_pss_mb": max(s["tree_peak_anon_pss_mb"] for s in stages),
     }
     print(json.dumps(total))
 
