@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Data-preparation scale benchmark: `hf-attn train`'s stages on synthetic English->Spanish corpora of N pairs.
 
-    python scripts/benchmark_data.py --pairs 300000 3000000 --work-dir /tmp/data_bench
+    python scripts/benchmark_data.py --pairs 300000 3000000 --work-dir /tmp/data_bench [--num-proc 2]
 
 For each N it writes the corpus (once), then measures a cold run (empty datasets cache) and a
 second run on the same data (cache reused), each in a fresh process, printing wall time and
@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, nargs="+", default=[300_000])
     parser.add_argument("--work-dir", type=Path, help="where corpora and caches go (default: a temporary folder)")
     parser.add_argument("--vocab-size", type=int, default=8000)
+    parser.add_argument("--num-proc", type=int, help="processes that tokenize the training split (default: one)")
     parser.add_argument(
         "--plugin", type=Path, default=REPO_ROOT, help="the hf_attn checkout to measure (e.g. an older one)"
     )
@@ -37,7 +38,9 @@ def main() -> None:
         corpus = work / f"pairs_{pairs}.tsv"
         if not corpus.exists():
             write_synthetic_corpus(corpus, pairs)
-        cache = work / f"cache_{pairs}_{args.plugin.name}"
+        # Per setting, so a run with another --num-proc or --plugin starts cold (cache and tokenizer).
+        label = f"{pairs}_{args.plugin.name}" + (f"_np{args.num_proc}" if args.num_proc else "")
+        cache = work / f"cache_{label}"
         environment = {
             **os.environ,
             "PYTHONPATH": str(args.plugin.resolve()),
@@ -48,8 +51,10 @@ def main() -> None:
             print(f"## {pairs} pairs, {attempt}", flush=True)
             # Run by path from the work folder, so `hf_attn` comes from --plugin, not from this clone.
             driver = REPO_ROOT / "research" / "benchmark" / "data_scaling.py"
-            command = [sys.executable, str(driver), str(corpus), str(work / f"run_{pairs}_{args.plugin.name}")]
-            subprocess.run([*command, "--vocab-size", str(args.vocab_size)], check=True, env=environment, cwd=work)
+            command = [sys.executable, str(driver), str(corpus), str(work / f"run_{label}")]
+            command += ["--vocab-size", str(args.vocab_size)]
+            command += ["--num-proc", str(args.num_proc)] if args.num_proc else []
+            subprocess.run(command, check=True, env=environment, cwd=work)
 
 
 if __name__ == "__main__":

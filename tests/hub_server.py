@@ -1,14 +1,17 @@
 """A local stand-in for the Hugging Face Hub, so push/pull tests run without network.
 
 The real ``huggingface_hub`` client talks to it over HTTP on 127.0.0.1. It serves only the
-routes the client (2.4) uses to create a model repo, commit files sent inline ("regular"
-upload mode: base64 inside the NDJSON commit), read repo info and tree listings, and
-download files. Routes, fields and error headers were read from the client's source
-(``hf_api.py``, ``_commit_api.py``, ``file_download.py``, ``utils/_http.py``): errors carry
-the ``X-Error-Code`` header that ``hf_raise_for_status`` turns into typed exceptions.
+routes the client (2.4) uses to create a model or dataset repo, commit files sent inline
+("regular" upload mode: base64 inside the NDJSON commit), read repo info and tree listings,
+and download files; that is also all ``datasets.load_dataset("user/name")`` (5.x, through
+``HfApi`` and ``HfFileSystem``) asks of a dataset repo of data files. Routes,
+fields and error headers were read from the client's source (``hf_api.py``, ``_commit_api.py``,
+``file_download.py``, ``hf_file_system.py``, ``utils/_http.py``): errors carry the
+``X-Error-Code`` header that ``hf_raise_for_status`` turns into typed exceptions.
 
 Not covered: LFS and xet uploads, pull requests, branches and tags other than ``main``,
-repo deletion/move/settings, dataset and space repos, ``paths-info``, commit listings.
+repo deletion/move/settings, space repos, ``paths-info``, commit listings, dataset loading
+scripts and the dataset viewer's parquet export.
 
 Because ``huggingface_hub`` reads ``HF_ENDPOINT`` when it is imported, clients pointed at
 this server run in a fresh interpreter: :func:`run_python` with :attr:`LocalHub.env`.
@@ -78,13 +81,17 @@ class Commit:
     date: str
 
 
+REPO_TYPES = ("model", "dataset")
+
+
 @dataclass
 class Repo:
-    """A model repo: its commits by sha and the sha ``main`` points at."""
+    """A model or dataset repo: its commits by sha and the sha ``main`` points at."""
 
     repo_id: str
     private: bool
     created_at: str
+    repo_type: str = "model"
     commits: dict[str, Commit] = field(default_factory=dict)
     main: str = ""
 
@@ -102,7 +109,7 @@ class RepoStore:
     def __init__(self, root: Path):
         self.blob_dir = root / "blobs"
         self.blob_dir.mkdir(parents=True, exist_ok=True)
-        self.repos: dict[str, Repo] = {}
+        self.repos: dict[tuple[str, str], Repo] = {}  # by (repo type, repo id): a model and a dataset may share a name
         self.lock = threading.Lock()
 
     def blob_path(self, oid: str) -> Path:
@@ -115,18 +122,18 @@ class RepoStore:
             path.write_bytes(content)
         return oid
 
-    def create(self, repo_id: str, private: bool) -> Repo:
+    def create(self, repo_id: str, private: bool, repo_type: str = "model") -> Repo:
         """Create a repo with the Hub's initial commit, or raise 409 if it exists."""
         with self.lock:
-            if repo_id in self.repos:
-                raise HubError(409, "You already created this model repo")
-            repo = Repo(repo_id=repo_id, private=private, created_at=_now())
-            self.repos[repo_id] = repo
+            if (repo_type, repo_id) in self.repos:
+                raise HubError(409, f"You already created this {repo_type} repo")
+            repo = Repo(repo_id=repo_id, private=private, created_at=_now(), repo_type=repo_type)
+            self.repos[(repo_type, repo_id)] = repo
             self._add_commit(repo, {".gitattributes": self._store_blob(_INITIAL_GITATTRIBUTES)}, "initial commit")
             return repo
 
-    def get(self, repo_id: str) -> Repo:
-        repo = self.repos.get(repo_id)
+    def get(self, repo_id: str, repo_type: str = "model") -> Repo:
+        repo = self.repos.get((repo_type, repo_id))
         if repo is None:
             raise HubError(404, "Repository not found", "RepoNotFound")
         return repo
@@ -194,6 +201,7 @@ def _front_matter_errors(content: str) -> tuple[list[str], list[str]]:
 
 _REPO = r"(?P<repo>[^/]+(?:/[^/]+)?)"
 _REV = r"(?P<rev>[^/]+)"
+_KIND = r"(?P<kind>models|datasets)"  # the API path's plural of the repo type
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -206,11 +214,16 @@ class _Handler(BaseHTTPRequestHandler):
     ROUTES: list[tuple[tuple[str, ...], re.Pattern[str], str]] = [
         (("POST",), re.compile(r"/api/repos/create"), "_route_create_repo"),
         (("POST",), re.compile(r"/api/validate-yaml"), "_route_validate_yaml"),
-        (("POST",), re.compile(rf"/api/models/{_REPO}/preupload/{_REV}"), "_route_preupload"),
-        (("POST",), re.compile(rf"/api/models/{_REPO}/commit/{_REV}"), "_route_commit"),
-        (("GET",), re.compile(rf"/api/models/{_REPO}/tree/{_REV}(?:/(?P<path>.+))?"), "_route_tree"),
-        (("GET",), re.compile(rf"/api/models/{_REPO}(?:/revision/{_REV})?"), "_route_model_info"),
-        (("GET", "HEAD"), re.compile(rf"/{_REPO}/resolve/{_REV}/(?P<path>.+)"), "_route_resolve"),
+        (("POST",), re.compile(rf"/api/{_KIND}/{_REPO}/preupload/{_REV}"), "_route_preupload"),
+        (("POST",), re.compile(rf"/api/{_KIND}/{_REPO}/commit/{_REV}"), "_route_commit"),
+        (("GET",), re.compile(rf"/api/{_KIND}/{_REPO}/tree/{_REV}(?:/(?P<path>.+))?"), "_route_tree"),
+        (("GET",), re.compile(rf"/api/{_KIND}/{_REPO}(?:/revision/{_REV})?"), "_route_repo_info"),
+        # Model files resolve under /{repo}, dataset files under /datasets/{repo}.
+        (
+            ("GET", "HEAD"),
+            re.compile(rf"/(?:(?P<kind>datasets)/)?{_REPO}/resolve/{_REV}/(?P<path>.+)"),
+            "_route_resolve",
+        ),
     ]
 
     def do_GET(self) -> None:
@@ -286,9 +299,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorized():
             raise HubError(401, "Invalid credentials in Authorization header")
 
-    def _readable_repo(self, repo_id: str) -> Repo:
+    def _readable_repo(self, repo_id: str, kind: str) -> Repo:
         """The repo, hidden like a missing one when it is private and the caller has no token."""
-        repo = self.server.hub.store.get(repo_id)
+        repo = self.server.hub.store.get(repo_id, _repo_type(kind))
         if repo.private and not self._authorized():
             raise HubError(404, "Repository not found", "RepoNotFound")
         return repo
@@ -298,15 +311,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _route_create_repo(self, method: str, body: bytes) -> None:
         self._require_token()
         payload = self._json_body(body)
-        if payload.get("type", "model") != "model":
-            raise HubError(400, f"The local hub only hosts model repos, not {payload['type']!r}")
+        repo_type = payload.get("type", "model")
+        if repo_type not in REPO_TYPES:
+            raise HubError(400, f"The local hub only hosts {' and '.join(REPO_TYPES)} repos, not {repo_type!r}")
         name = payload.get("name")
         if not isinstance(name, str) or not name:
             raise HubError(400, "Missing repo name")
         repo_id = f"{payload.get('organization') or self.server.hub.user}/{name}"
-        url = f"{self.server.hub.endpoint}/{repo_id}"
+        url = f"{self.server.hub.endpoint}/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}"
         try:
-            self.server.hub.store.create(repo_id, private=payload.get("visibility") == "private")
+            self.server.hub.store.create(repo_id, private=payload.get("visibility") == "private", repo_type=repo_type)
         except HubError as err:
             if err.status == 409:
                 self._send_json(method, {"error": err.message, "url": url}, status=409)
@@ -319,11 +333,11 @@ class _Handler(BaseHTTPRequestHandler):
         payload = {"errors": [{"message": m} for m in errors], "warnings": [{"message": m} for m in warnings]}
         self._send_json(method, payload, status=400 if errors else 200)
 
-    def _route_preupload(self, method: str, body: bytes, repo: str, rev: str) -> None:
+    def _route_preupload(self, method: str, body: bytes, kind: str, repo: str, rev: str) -> None:
         self._require_token()
         if self.query.get("create_pr") in _TRUE_VALUES:
             raise HubError(400, "Pull requests are not supported by the local hub")
-        commit = self.server.hub.store.get(repo).resolve(rev)
+        commit = self.server.hub.store.get(repo, _repo_type(kind)).resolve(rev)
         files = self._json_body(body).get("files") or []
         answer = [
             {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": commit.files.get(f["path"])}
@@ -331,7 +345,7 @@ class _Handler(BaseHTTPRequestHandler):
         ]
         self._send_json(method, {"files": answer, "commitOid": commit.sha})
 
-    def _route_commit(self, method: str, body: bytes, repo: str, rev: str) -> None:
+    def _route_commit(self, method: str, body: bytes, kind: str, repo: str, rev: str) -> None:
         self._require_token()
         if self.query.get("create_pr") in _TRUE_VALUES:
             raise HubError(400, "Pull requests are not supported by the local hub")
@@ -340,12 +354,12 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError as err:
             raise HubError(400, f"Invalid NDJSON commit payload: {err}") from err
         hub = self.server.hub
-        commit = hub.store.commit(hub.store.get(repo), rev, lines)
-        url = f"{hub.endpoint}/{repo}/commit/{commit.sha}"
+        commit = hub.store.commit(hub.store.get(repo, _repo_type(kind)), rev, lines)
+        url = f"{hub.endpoint}/{'datasets/' if kind == 'datasets' else ''}{repo}/commit/{commit.sha}"
         self._send_json(method, {"success": True, "commitOid": commit.sha, "commitUrl": url, "pullRequestUrl": None})
 
-    def _route_model_info(self, method: str, body: bytes, repo: str, rev: str = "main") -> None:
-        entry = self._readable_repo(repo)
+    def _route_repo_info(self, method: str, body: bytes, kind: str, repo: str, rev: str = "main") -> None:
+        entry = self._readable_repo(repo, kind)
         commit = entry.resolve(rev)
         with_blobs = self.query.get("blobs") in _TRUE_VALUES
         siblings = []
@@ -360,7 +374,7 @@ class _Handler(BaseHTTPRequestHandler):
             {
                 "_id": hashlib.sha1(repo.encode()).hexdigest()[:24],
                 "id": repo,
-                "modelId": repo,
+                **({"modelId": repo} if kind == "models" else {}),
                 "author": author,
                 "sha": commit.sha,
                 "lastModified": commit.date,
@@ -375,8 +389,8 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
 
-    def _route_tree(self, method: str, body: bytes, repo: str, rev: str, path: str = "") -> None:
-        commit = self._readable_repo(repo).resolve(rev)
+    def _route_tree(self, method: str, body: bytes, kind: str, repo: str, rev: str, path: str = "") -> None:
+        commit = self._readable_repo(repo, kind).resolve(rev)
         recursive = self.query.get("recursive") in _TRUE_VALUES
         prefix = path.strip("/") + "/" if path.strip("/") else ""
         under = {name: oid for name, oid in commit.files.items() if name.startswith(prefix)}
@@ -394,8 +408,8 @@ class _Handler(BaseHTTPRequestHandler):
                 entries[name] = {"type": "file", "oid": oid, "size": size, "path": name}
         self._send_json(method, [entries[key] for key in sorted(entries)])
 
-    def _route_resolve(self, method: str, body: bytes, repo: str, rev: str, path: str) -> None:
-        commit = self._readable_repo(repo).resolve(rev)
+    def _route_resolve(self, method: str, body: bytes, repo: str, rev: str, path: str, kind: str = "models") -> None:
+        commit = self._readable_repo(repo, kind).resolve(rev)
         oid = commit.files.get(path)
         if oid is None:
             raise HubError(404, f"Entry not found: {path}", "EntryNotFound", {"X-Repo-Commit": commit.sha})
@@ -408,6 +422,11 @@ class _Handler(BaseHTTPRequestHandler):
         }
         status, content = _apply_range(self.headers.get("Range"), content, headers)
         self._send(method, status, content, headers)
+
+
+def _repo_type(kind: str) -> str:
+    """``model`` or ``dataset`` from the API path's ``models``/``datasets``."""
+    return kind.removesuffix("s")
 
 
 def _folder_oid(commit: Commit, folder: str) -> str:

@@ -77,7 +77,7 @@ def test_dropped_batches_are_counted_in_a_warning(lengths, caplog):
 def test_tokenized_split_is_cached_with_small_ids_and_a_length_column(tmp_path):
     from hf_attn.data import load_parallel_data
     from hf_attn.tokenization import train_bpe_tokenizer
-    from hf_attn.training.setup import example_lengths, tokenize_split
+    from hf_attn.training.builders import example_lengths, tokenize_split
 
     (tmp_path / "pairs.tsv").write_text("".join(f"word {i} here\tpalabra {i} aqui\n" for i in range(300)))
     corpus = load_parallel_data(tmp_path / "pairs.tsv", validation_size=0, test_size=0)

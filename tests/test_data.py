@@ -18,8 +18,12 @@ from pathlib import Path
 
 import datasets
 import pytest
+import yaml
+from hub_server import run_python
+from tiny_seq2seq import TINY_CONFIGS
 
 from hf_attn.data import BIBLE_CORPUS_PATH, SPLITS, load_bible_corpus, load_parallel_data
+from hf_attn.tokenization import load_tokenizer
 from research import corpus_build
 
 
@@ -309,9 +313,51 @@ def test_an_unreachable_hub_id_is_named(tmp_path):
     assert "'someone/no-such-corpus'" in result.stdout and "Hub is unreachable" in result.stdout, result
 
 
+@pytest.mark.slow
+def test_hf_attn_train_on_a_hub_dataset_id_served_by_the_local_hub(local_hub, tmp_path):
+    """A `translation`-format dataset repo goes through the real load_dataset over HTTP (HF_ENDPOINT) into training.
+
+    The repo is made with the real client; its sentences carry a made-up word, so the BPE the
+    run trains shows the pairs came from the repo and not from the bundled corpus.
+    """
+    folder = tmp_path / "repo" / "data"
+    folder.mkdir(parents=True)
+    for split, count in (("train", 120), ("validation", 6)):
+        rows = [{"en": f"The zorblax {i} flies home.", "es": f"El zorblax {i} vuela a casa."} for i in range(count)]
+        datasets.Dataset.from_dict({"translation": rows}).to_parquet(str(folder / f"{split}-00000-of-00001.parquet"))
+    upload = (
+        "from huggingface_hub import HfApi\n"
+        "api = HfApi()\n"
+        "api.create_repo('user/zorblax-en-es', repo_type='dataset')\n"
+        f"api.upload_folder(folder_path={str(folder.parent)!r}, repo_id='user/zorblax-en-es', repo_type='dataset')\n"
+    )
+    run_python(upload, local_hub.env)
+    config = {
+        "model_type": "transformer_seq2seq",
+        "model": {**TINY_CONFIGS["transformer_seq2seq"], "dropout": 0.1},
+        "data": {"path": "user/zorblax-en-es", "source_lang": "en", "target_lang": "es", "test_size": 0},
+        "output_dir": str(tmp_path / "run"),
+        "vocab_size": 300,
+        "max_tokens": 256,
+        "max_steps": 2,
+        "eval_every": 2,
+        "save_every": 2,
+        "eval_examples": 2,
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    command = f"from hf_attn.cli import main; raise SystemExit(main(['train', {str(tmp_path / 'config.yaml')!r}]))"
+    run_python(command, {**local_hub.env, "TOKENIZERS_PARALLELISM": "false"}, timeout=300)
+
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 2
+    tokenizer = load_tokenizer(tmp_path / "run" / "tokenizer")
+    assert "▁zorblax" in tokenizer.tokenize("The zorblax flies."), "the BPE learnt the repo's word: it read the repo"
+    fetched = {path for method, path in local_hub.requests if method == "GET" and "/resolve/" in path}
+    assert {path.rsplit("/", 1)[-1] for path in fetched} >= {"train-00000-of-00001.parquet"}
+
+
 def test_training_config_data_mapping(tmp_path):
+    from hf_attn.training.builders import load_corpus
     from hf_attn.training.config import TrainingConfig
-    from hf_attn.training.setup import load_corpus
 
     rows = [{"en": f"Hello {i}.", "es": f"Hola {i}."} for i in range(20)]
     datasets.Dataset.from_dict({"translation": rows}).to_parquet(str(tmp_path / "opus.parquet"))

@@ -53,9 +53,9 @@ from hf_attn.tokenization import (
     train_bpe_tokenizer_pair,
     wrap_tokenizer_pair,
 )
+from hf_attn.training.builders import build_model
 from hf_attn.training.config import TrainingConfig, load_training_config
 from hf_attn.training.loop import train
-from hf_attn.training.setup import build_model
 
 SOURCE_SIZE, TARGET_SIZE = 1500, 1200
 SAVED_FILES = {"tokenizer.json", "target_tokenizer.json", "tokenizer_config.json", "tokenization_seq2seq_bpe.py"}

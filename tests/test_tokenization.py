@@ -27,8 +27,8 @@ from hf_attn.tokenization import (
     tokenizer_training_sample,
     train_bpe_tokenizer,
 )
+from hf_attn.training.builders import train_tokenizer
 from hf_attn.training.config import TrainingConfig
-from hf_attn.training.setup import train_tokenizer
 
 VOCAB_SIZE = 2000
 

@@ -18,9 +18,9 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from hf_attn.data import load_bible_corpus
 from hf_attn.tokenization import train_bpe_tokenizer
+from hf_attn.training.builders import build_model
 from hf_attn.training.config import TrainingConfig
 from hf_attn.training.loop import TrainingRun, train
-from hf_attn.training.setup import build_model
 
 REPO = Path(__file__).resolve().parents[1]
 

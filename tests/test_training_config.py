@@ -88,9 +88,9 @@ def test_a_typo_in_the_model_block_names_the_nearest_field(model_type, field, ne
 
 def test_model_block_is_checked_before_any_work(tmp_path, monkeypatch):
     """`--set model.x=…` errors come from building the training config, before data or BPE are touched."""
-    import hf_attn.training.setup as setup
+    import hf_attn.training.builders as builders
 
-    monkeypatch.setattr(setup, "load_corpus", lambda config: pytest.fail("the corpus was loaded"))
+    monkeypatch.setattr(builders, "load_corpus", lambda config: pytest.fail("the corpus was loaded"))
     with pytest.raises(ValueError, match="encoder_attention_heads"):
         load_training_config("transformer_small", ["model.encoder_attention_heads=5"])
     with pytest.raises(ValueError, match="model.attenton_type"):
@@ -143,3 +143,16 @@ def test_checkpoints_written_counts_the_periodic_saves_and_the_last(max_steps, s
 def test_without_a_step_budget_the_count_is_unknown_and_not_refused():
     config = TrainingConfig(num_epochs=1, save_every=1000, keep_checkpoints=5, average_last_checkpoints=5)
     assert config.checkpoints_written() is None
+
+
+@pytest.mark.parametrize("name", ["build_model", "load_corpus", "tokenize_split", "TOKENIZER_DIR"])
+def test_names_of_the_old_setup_module_import_from_builders_with_a_future_warning(name):
+    """training/setup.py became training/builders.py; the old path warns until 0.3.0 (README deprecation policy)."""
+    import hf_attn.training.builders as builders
+    import hf_attn.training.setup as setup
+
+    message = rf"`hf_attn.training.setup.{name}` moved to `hf_attn.training.builders.{name}`.*hf_attn 0\.3\.0"
+    with pytest.warns(FutureWarning, match=message):
+        assert getattr(setup, name) is getattr(builders, name)
+    with pytest.raises(AttributeError, match="has no attribute 'build_optimizer'"):
+        setup.build_optimizer  # noqa: B018 - a name the old module never had is not served

@@ -37,8 +37,8 @@ from ..atomic import atomic_write_json
 from ..data import DataSource, load_bible_corpus, load_parallel_data
 from ..evaluation import corpus_scores
 from ..inference import load_model_and_tokenizer
+from .builders import has_accelerator
 from .lora import add_lora
-from .setup import has_accelerator
 
 if TYPE_CHECKING:
     from peft import LoraConfig

@@ -43,14 +43,8 @@ from typing import Any
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration, InitProcessGroupKwargs
 from accelerate.utils import broadcast_object_list, set_seed
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import (
-    AutoModelForSeq2SeqLM,
-    DataCollatorForSeq2Seq,
-    PreTrainedModel,
-    get_inverse_sqrt_schedule,
-)
+from transformers import AutoModelForSeq2SeqLM, PreTrainedModel
 from transformers.tokenization_utils_base import VERY_LARGE_INTEGER
 
 from ..atomic import atomic_directory, atomic_write_json, replace_directory
@@ -60,6 +54,19 @@ from ..generation import model_position_limit, translate
 from ..models.seq2seq_utils import seq2seq_lm_loss
 from ..plotting import plot_learning_curves
 from .averaging import average_checkpoints, last_checkpoints
+from .builders import (
+    build_collator,
+    build_model,
+    build_optimizer,
+    build_scheduler,
+    build_train_loader,
+    build_training_data,
+    has_accelerator,
+    load_corpus,
+    peak_memory_mb,
+    prepare_tokenizer,
+    select_subsets,
+)
 from .checkpointing import (
     OPTIMIZER_FILE,
     PROGRESS_FILE,
@@ -81,15 +88,6 @@ from .checkpointing import (
 )
 from .config import TrainingConfig
 from .cpu_memory import keep_freed_memory
-from .setup import (
-    build_model,
-    example_lengths,
-    has_accelerator,
-    load_corpus,
-    peak_memory_mb,
-    prepare_tokenizer,
-    tokenize_split,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -217,42 +215,14 @@ class TrainingRun:
             clean_leftovers(self.output_dir, ATOMIC_OUTPUTS, self.checkpoints_root)
             config.save(self.output_dir / "training_config.json")
 
-        self.corpus = load_corpus(config)
-        if config.max_train_examples is not None:
-            train_split = self.corpus["train"]
-            self.corpus["train"] = train_split.select(range(min(config.max_train_examples, len(train_split))))
-        self.tokenizer = prepare_tokenizer(config, self.corpus, self.accelerator)
-        with self.accelerator.main_process_first():
-            limits = (config.max_source_tokens, config.max_target_tokens)
-            self.train_data = tokenize_split(self.corpus["train"], self.tokenizer, *limits, num_proc=config.num_proc)
-            dev_split = self.corpus["validation"]
-            dev_split = dev_split.select(range(min(config.eval_examples, len(dev_split))))
-            self.dev_data = tokenize_split(dev_split, self.tokenizer, *limits).remove_columns("length")
-        if len(self.train_data) == 0:
-            raise ValueError("No training pair fits `max_source_tokens`/`max_target_tokens`; raise the limits.")
-        self.dev_sources = list(dev_split["source"])
-        self.dev_references = list(dev_split["target"])
-
-        train_lengths = example_lengths(self.train_data)
-        # The collator pads every column it gets: the model takes ids and labels only.
-        self.train_data = self.train_data.remove_columns("length")
-        self.sampler = TokenBatchSampler(
-            train_lengths,
-            config.global_max_tokens(self.accelerator.num_processes),
-            seed=config.seed,
-            rank=self.accelerator.process_index,
-            world_size=self.accelerator.num_processes,
-            min_batch_size=max(config.min_batch_size, self.accelerator.num_processes),
-        )
-        self.collator = DataCollatorForSeq2Seq(self.tokenizer, label_pad_token_id=-100, return_tensors="pt")
-        # A private generator keeps the DataLoader from drawing on the global RNG, which
-        # would make a resumed run's dropout masks differ from an uninterrupted run's.
-        self.loader = DataLoader(
-            self.train_data,
-            batch_sampler=self.sampler,
-            collate_fn=self.collator,
-            generator=torch.Generator().manual_seed(config.seed),
-        )
+        corpus = select_subsets(config, load_corpus(config))
+        self.tokenizer = prepare_tokenizer(config, corpus, self.accelerator)
+        data = build_training_data(config, corpus, self.tokenizer, self.accelerator)
+        self.train_data, self.dev_data = data.train, data.dev
+        self.dev_sources, self.dev_references = data.dev_sources, data.dev_references
+        self.collator = build_collator(self.tokenizer)
+        self.loader = build_train_loader(config, data, self.collator, self.accelerator)
+        self.sampler: TokenBatchSampler = self.loader.batch_sampler
 
         model = build_model(config, self.tokenizer)
         # Saved with every checkpoint: the tokenizer's limit is then the model's, not a default that warns wrongly.
@@ -262,14 +232,8 @@ class TrainingRun:
             # Token batches vary in shape: one graph for dynamic shapes instead of one per batch shape.
             model.compile(dynamic=True)
         self.num_parameters = sum(p.numel() for p in model.parameters())
-        optimizer = torch.optim.AdamW(
-            model.parameters(),
-            lr=config.learning_rate,
-            betas=(config.adam_beta1, config.adam_beta2),
-            eps=config.adam_epsilon,
-            weight_decay=config.weight_decay,
-        )
-        scheduler = get_inverse_sqrt_schedule(optimizer, num_warmup_steps=config.warmup_steps)
+        optimizer = build_optimizer(config, model)
+        scheduler = build_scheduler(config, optimizer)
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
         self.accelerator.register_save_state_pre_hook(drop_tied_copies)  # no "Removed shared tensor" per save
         # Saved as JSON next to accelerate's state, not through register_for_checkpointing, whose

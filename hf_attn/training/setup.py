@@ -1,164 +1,25 @@
-"""Building what a training run needs, in one place: corpus, tokenizer, model, tokenized splits, device.
+"""Moved to :mod:`hf_attn.training.builders` (which also builds the loader, optimizer and schedule).
 
-The accelerate loop (``loop.py``), fine-tuning, the seed experiment and the benchmark all
-construct their pieces here, so a model or a tokenized split is built the same way
-wherever it is trained or measured (the role of Joey NMT's ``builders.py``).
+``from hf_attn.training.setup import build_model`` keeps working with a FutureWarning until 0.3.0.
 """
 
 from __future__ import annotations
 
-import logging
-import resource
-from pathlib import Path
+from ..deprecation import moved_names
+from . import builders
 
-import datasets
-import numpy as np
-import torch
-from accelerate import Accelerator
-from transformers import AutoConfig, AutoModelForSeq2SeqLM, PreTrainedModel, PreTrainedTokenizerFast
-
-from ..atomic import atomic_directory
-from ..data import load_bible_corpus, load_data
-from ..tokenization import (
-    check_tokenizer_matches_config,
-    has_separate_vocabularies,
-    load_tokenizer,
-    model_settings_from_tokenizer,
-    target_vocab_size_of,
-    tokenizer_training_sample,
-    train_bpe_tokenizer,
-    train_bpe_tokenizer_pair,
+# Every public name this module held before the move.
+_MOVED_TO_BUILDERS = (
+    "TOKENIZER_DIR",
+    "build_model",
+    "check_tokenizer_kind",
+    "example_lengths",
+    "has_accelerator",
+    "load_corpus",
+    "peak_memory_mb",
+    "prepare_tokenizer",
+    "smallest_id_dtype",
+    "tokenize_split",
+    "train_tokenizer",
 )
-from .config import TrainingConfig
-
-logger = logging.getLogger(__name__)
-
-TOKENIZER_DIR = "tokenizer"
-
-
-def load_corpus(config: TrainingConfig) -> datasets.DatasetDict:
-    """The bundled Bible corpus, or the user's data named by ``config.data``."""
-    return load_bible_corpus() if config.data is None else load_data(config.data)
-
-
-def prepare_tokenizer(
-    config: TrainingConfig, corpus: datasets.DatasetDict, accelerator: Accelerator
-) -> PreTrainedTokenizerFast:
-    """The configured tokenizer, the one this run trained before (resume), or a new BPE on the train split."""
-    if config.tokenizer is not None:
-        location: str | Path = config.tokenizer
-    else:
-        location = Path(config.output_dir) / TOKENIZER_DIR
-        if accelerator.is_main_process and not location.is_dir():
-            tokenizer = train_tokenizer(config, corpus)
-            atomic_directory(location, tokenizer.save_pretrained)
-            logger.info(
-                "Trained a BPE tokenizer on the training split: %d source tokens, %d target tokens",
-                len(tokenizer),
-                target_vocab_size_of(tokenizer),
-            )
-        accelerator.wait_for_everyone()
-    tokenizer = load_tokenizer(location)
-    check_tokenizer_kind(config, tokenizer, where=str(location))
-    return tokenizer
-
-
-def train_tokenizer(config: TrainingConfig, corpus: datasets.DatasetDict) -> PreTrainedTokenizerFast:
-    """A joint BPE tokenizer of ``vocab_size`` tokens, or with ``separate_vocabularies`` a source/target pair.
-
-    Either trains on a seeded sample of the train split of at most ``tokenizer_sample_size`` pairs.
-    """
-    sample = tokenizer_training_sample(corpus["train"], config.tokenizer_sample_size, config.seed)
-    if config.separate_vocabularies:
-        return train_bpe_tokenizer_pair(sample, config.vocab_size, config.target_vocab_size)
-    return train_bpe_tokenizer(sample, vocab_size=config.vocab_size)
-
-
-def check_tokenizer_kind(config: TrainingConfig, tokenizer: PreTrainedTokenizerFast, where: str) -> None:
-    """Raise if ``separate_vocabularies`` disagrees with the tokenizer (e.g. a resumed run whose config changed)."""
-    separate = has_separate_vocabularies(tokenizer)
-    if separate != config.separate_vocabularies:
-        kind = "separate source and target vocabularies" if separate else "one joint vocabulary"
-        raise ValueError(
-            f"The tokenizer at {where} has {kind}, but the training config sets "
-            f"`separate_vocabularies: {str(config.separate_vocabularies).lower()}`; make them agree."
-        )
-
-
-def build_model(config: TrainingConfig, tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
-    """A freshly initialised model whose vocabulary sizes and special ids come from the tokenizer."""
-    from_tokenizer = model_settings_from_tokenizer(tokenizer)
-    model_config = AutoConfig.for_model(config.model_type, **{**from_tokenizer, **config.model})
-    check_tokenizer_matches_config(tokenizer, model_config)
-    return AutoModelForSeq2SeqLM.from_config(model_config)
-
-
-def tokenize_split(
-    split: datasets.Dataset,
-    tokenizer: PreTrainedTokenizerFast,
-    max_source_tokens: int,
-    max_target_tokens: int,
-    num_proc: int | None = None,
-) -> datasets.Dataset:
-    """input_ids/labels and their padded ``length`` for every pair, without pairs over the token limits.
-
-    Ids are stored in the smallest unsigned dtype that holds the vocabulary (uint16 under
-    65,536 tokens, a quarter of int64), and long pairs are dropped inside the same ``map``,
-    so the result has no indices mapping and its ``length`` column reads as one array. A split
-    read from files is tokenized once (by ``num_proc`` processes) into the datasets cache: a
-    later run, or another rank after the main one, loads that cache instead.
-    """
-    id_dtype = smallest_id_dtype(max(len(tokenizer), target_vocab_size_of(tokenizer)))
-    features = datasets.Features(
-        {
-            "input_ids": datasets.Sequence(datasets.Value(id_dtype)),
-            "labels": datasets.Sequence(datasets.Value(id_dtype)),
-            "length": datasets.Value("int32"),
-        }
-    )
-
-    def encode(batch: dict[str, list[str]]) -> dict[str, list]:
-        encoded = tokenizer(batch["source"], text_target=batch["target"])
-        kept: dict[str, list] = {"input_ids": [], "labels": [], "length": []}
-        for source, target in zip(encoded["input_ids"], encoded["labels"]):
-            if len(source) <= max_source_tokens and len(target) <= max_target_tokens:
-                kept["input_ids"].append(source)
-                kept["labels"].append(target)
-                kept["length"].append(max(len(source), len(target)))
-        return kept
-
-    return split.map(
-        encode,
-        batched=True,
-        remove_columns=split.column_names,
-        features=features,
-        # Starting worker processes costs more than a few thousand pairs take to tokenize.
-        num_proc=num_proc if num_proc and num_proc > 1 and len(split) >= 1000 * num_proc else None,
-        desc="Tokenizing",
-    )
-
-
-def smallest_id_dtype(vocab_size: int) -> str:
-    """The narrowest unsigned integer type (a ``datasets.Value`` dtype) that holds ids below ``vocab_size``."""
-    return "uint16" if vocab_size <= 2**16 else "uint32"
-
-
-def example_lengths(tokenized: datasets.Dataset) -> np.ndarray:
-    """Padded length each example adds to a batch (its longer side), read as one column."""
-    # The Arrow column converts in a millisecond; the "numpy" format converts row by row (18 s per 300k rows).
-    return tokenized.with_format("arrow")["length"].to_numpy().astype(np.int64)
-
-
-def has_accelerator() -> bool:
-    """Whether a GPU-like device exists; without one, accelerate must be told to run (multi-)CPU.
-
-    Under ``torchrun`` on a CPU-only machine, accelerate otherwise does not set up the gloo
-    process group and each process silently trains alone.
-    """
-    return torch.cuda.is_available() or torch.backends.mps.is_available()
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+__getattr__ = moved_names(__name__, dict.fromkeys(_MOVED_TO_BUILDERS, builders), removed_in="0.3.0")

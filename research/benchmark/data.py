@@ -108,7 +108,7 @@ def real_batches(split, tokenizer, settings: BenchmarkSettings) -> tuple[list[di
     from transformers import DataCollatorForSeq2Seq
 
     from hf_attn.batching import plan_token_batches
-    from hf_attn.training.setup import example_lengths, tokenize_split
+    from hf_attn.training.builders import example_lengths, tokenize_split
 
     tokenized = tokenize_split(split, tokenizer, MAX_PAIR_TOKENS, MAX_PAIR_TOKENS)
     plan = plan_token_batches(example_lengths(tokenized), settings.max_tokens, seed=settings.seed, epoch=0)

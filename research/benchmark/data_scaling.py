@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,15 +51,79 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure_stages(data: Path, output_dir: Path, vocab_size: int = 8000) -> list[dict[str, float | str]]:
-    """Wall time and peak RSS after each preparation stage of a tiny-model run on ``data``, up to one update."""
+class TreeMemory:
+    """The peak PSS of this process and its children together, sampled every ``interval`` seconds (Linux).
+
+    ``num_proc`` tokenizing workers are forked: each one's RSS counts the pages it shares with
+    the parent, so RSS summed over the processes overstates their memory. PSS divides every
+    shared page among the processes that map it, so the sum is what the tree really holds.
+    ``peak_anon_mb`` leaves out file pages (the memory-mapped Arrow files, libraries): those
+    count in RSS while mapped, but are page cache the kernel can drop and read again.
+    """
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval = interval
+        self.peak_mb = 0.0
+        self.peak_anon_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while True:
+            total, anon = tree_pss_mb(os.getpid())
+            self.peak_mb, self.peak_anon_mb = max(self.peak_mb, total), max(self.peak_anon_mb, anon)
+            if self._stop.wait(self.interval):
+                return
+
+
+def tree_pss_mb(pid: int) -> tuple[float, float]:
+    """PSS of ``pid`` and all its descendants, and its anonymous part, in MB (a process that ended counts 0)."""
+    total = anon = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            rollup = Path(f"/proc/{current}/smaps_rollup").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        fields = {line.split(":")[0]: int(line.split()[1]) for line in rollup.splitlines()[1:]}
+        total += fields["Pss"] / 1024
+        anon += fields.get("Pss_Anon", 0) / 1024
+        pending.extend(int(child) for child in children)
+    return total, anon
+
+
+def measure_stages(
+    data: Path, output_dir: Path, vocab_size: int = 8000, num_proc: int | None = None
+) -> list[dict[str, float | str]]:
+    """Wall time and peak RSS after each preparation stage of a tiny-model run on ``data``, up to one update.
+
+    ``num_proc`` tokenizes the training split in that many processes (the config's ``num_proc``);
+    ``tree_peak_pss_mb`` then counts them too (:class:`TreeMemory`), where ``peak_rss_mb`` is this
+    process alone.
+    """
     import torch
     from accelerate import Accelerator
     from transformers import DataCollatorForSeq2Seq
 
     from hf_attn.batching import TokenBatchSampler
     from hf_attn.training.config import load_training_config
-    from hf_attn.training.setup import build_model, example_lengths, load_corpus, prepare_tokenizer, tokenize_split
+
+    try:
+        from hf_attn.training import builders
+    except ImportError:  # a checkout from before training/setup.py became builders.py (measured with --plugin)
+        from hf_attn.training import setup as builders
+    build_model, example_lengths, load_corpus = builders.build_model, builders.example_lengths, builders.load_corpus
+    prepare_tokenizer, tokenize_split = builders.prepare_tokenizer, builders.tokenize_split
 
     config = load_training_config(
         "transformer_small",
@@ -70,6 +136,7 @@ def measure_stages(data: Path, output_dir: Path, vocab_size: int = 8000) -> list
             "model.decoder_layers=1",
             "model.encoder_ffn_dim=64",
             "model.decoder_ffn_dim=64",
+            *([f"num_proc={num_proc}"] if num_proc else []),
         ],
     )
     accelerator = Accelerator(cpu=True)
@@ -78,9 +145,16 @@ def measure_stages(data: Path, output_dir: Path, vocab_size: int = 8000) -> list
 
     def stage(name: str, work: Callable[[], object]) -> None:
         start = time.perf_counter()
-        state[name] = work()
+        with TreeMemory() as memory:
+            state[name] = work()
         stages.append(
-            {"stage": name, "seconds": round(time.perf_counter() - start, 2), "peak_rss_mb": round(peak_rss_mb())}
+            {
+                "stage": name,
+                "seconds": round(time.perf_counter() - start, 2),
+                "peak_rss_mb": round(peak_rss_mb()),
+                "tree_peak_pss_mb": round(memory.peak_mb),
+                "tree_peak_anon_pss_mb": round(memory.peak_anon_mb),
+            }
         )
         print(json.dumps(stages[-1]), flush=True)
 
@@ -89,7 +163,9 @@ def measure_stages(data: Path, output_dir: Path, vocab_size: int = 8000) -> list
     corpus = state["read"]
     stage("tokenizer", lambda: prepare_tokenizer(config, corpus, accelerator))
     tokenizer = state["tokenizer"]
-    stage("tokenize", lambda: tokenize_split(corpus["train"], tokenizer, *limits))
+    # Passed only when set: a checkout from before num_proc existed is measured the same way.
+    parallel = {"num_proc": config.num_proc} if config.num_proc else {}
+    stage("tokenize", lambda: tokenize_split(corpus["train"], tokenizer, *limits, **parallel))
     stage("lengths", lambda: example_lengths(state["tokenize"]))
     stage("plan", lambda: len(TokenBatchSampler(state["lengths"], config.max_tokens, seed=config.seed)))
 
@@ -116,12 +192,17 @@ def main() -> None:
     parser.add_argument("data", type=Path)
     parser.add_argument("output_dir", type=Path)
     parser.add_argument("--vocab-size", type=int, default=8000)
+    parser.add_argument("--num-proc", type=int, help="processes that tokenize the training split (default: one)")
     args = parser.parse_args()
-    stages = measure_stages(args.data, args.output_dir, args.vocab_size)
-    total = sum(float(s["seconds"]) for s in stages)
-    print(
-        json.dumps({"stage": "total", "seconds": round(total, 2), "peak_rss_mb": max(s["peak_rss_mb"] for s in stages)})
-    )
+    stages = measure_stages(args.data, args.output_dir, args.vocab_size, args.num_proc)
+    total = {
+        "stage": "total",
+        "seconds": round(sum(float(s["seconds"]) for s in stages), 2),
+        "peak_rss_mb": max(s["peak_rss_mb"] for s in stages),
+        "tree_peak_pss_mb": max(s["tree_peak_pss_mb"] for s in stages),
+        "tree_peak_anon_pss_mb": max(s["tree_peak_anon_pss_mb"] for s in stages),
+    }
+    print(json.dumps(total))
 
 
 if __name__ == "__main__":

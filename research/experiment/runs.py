@@ -20,9 +20,9 @@ import transformers
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from hf_attn.atomic import atomic_write_json, read_json_if_exists
+from hf_attn.training.builders import build_model
 from hf_attn.training.config import TrainingConfig
 from hf_attn.training.loop import train
-from hf_attn.training.setup import build_model
 
 from ..provenance import load_average
 
