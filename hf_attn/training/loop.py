@@ -55,10 +55,12 @@ from transformers.tokenization_utils_base import VERY_LARGE_INTEGER
 
 from ..atomic import atomic_directory, atomic_write_json, replace_directory
 from ..batching import TokenBatchSampler
+from ..data import data_streams, first_examples
 from ..evaluation import corpus_scores
 from ..generation import model_position_limit, translate
 from ..models.seq2seq_utils import seq2seq_lm_loss
 from ..plotting import plot_learning_curves
+from ..streaming import build_streaming_batches
 from .averaging import average_checkpoints, last_checkpoints
 from .checkpointing import (
     OPTIMIZER_FILE,
@@ -77,6 +79,8 @@ from .checkpointing import (
     prune_checkpoints,
     read_progress,
     read_rng_state,
+    restore_stream_position,
+    save_stream_position,
     unlock_output_dir,
 )
 from .config import TrainingConfig
@@ -219,40 +223,30 @@ class TrainingRun:
 
         self.corpus = load_corpus(config)
         if config.max_train_examples is not None:
-            train_split = self.corpus["train"]
-            self.corpus["train"] = train_split.select(range(min(config.max_train_examples, len(train_split))))
+            self.corpus["train"] = first_examples(self.corpus["train"], config.max_train_examples)
         self.tokenizer = prepare_tokenizer(config, self.corpus, self.accelerator)
+        # With `data.streaming`, training pairs are tokenized as they are read (hf_attn.streaming), not here.
+        streaming = data_streams(config.data)
         with self.accelerator.main_process_first():
             limits = (config.max_source_tokens, config.max_target_tokens)
-            self.train_data = tokenize_split(self.corpus["train"], self.tokenizer, *limits, num_proc=config.num_proc)
+            if not streaming:
+                train_split = self.corpus["train"]
+                self.train_data = tokenize_split(train_split, self.tokenizer, *limits, num_proc=config.num_proc)
             dev_split = self.corpus["validation"]
             dev_split = dev_split.select(range(min(config.eval_examples, len(dev_split))))
             self.dev_data = tokenize_split(dev_split, self.tokenizer, *limits).remove_columns("length")
-        if len(self.train_data) == 0:
-            raise ValueError("No training pair fits `max_source_tokens`/`max_target_tokens`; raise the limits.")
         self.dev_sources = list(dev_split["source"])
         self.dev_references = list(dev_split["target"])
 
-        train_lengths = example_lengths(self.train_data)
-        # The collator pads every column it gets: the model takes ids and labels only.
-        self.train_data = self.train_data.remove_columns("length")
-        self.sampler = TokenBatchSampler(
-            train_lengths,
-            config.global_max_tokens(self.accelerator.num_processes),
-            seed=config.seed,
-            rank=self.accelerator.process_index,
-            world_size=self.accelerator.num_processes,
-            min_batch_size=max(config.min_batch_size, self.accelerator.num_processes),
-        )
         self.collator = DataCollatorForSeq2Seq(self.tokenizer, label_pad_token_id=-100, return_tensors="pt")
-        # A private generator keeps the DataLoader from drawing on the global RNG, which
-        # would make a resumed run's dropout masks differ from an uninterrupted run's.
-        self.loader = DataLoader(
-            self.train_data,
-            batch_sampler=self.sampler,
-            collate_fn=self.collator,
-            generator=torch.Generator().manual_seed(config.seed),
-        )
+        self.stream = None
+        if streaming:
+            rank, processes = self.accelerator.process_index, self.accelerator.num_processes
+            train_pairs = self.corpus["train"]
+            self.stream = build_streaming_batches(config, train_pairs, self.tokenizer, self.collator, rank, processes)
+            self.loader = self.stream
+        else:
+            self._build_loader()
 
         model = build_model(config, self.tokenizer)
         # Saved with every checkpoint: the tokenizer's limit is then the model's, not a default that warns wrongly.
@@ -277,6 +271,31 @@ class TrainingRun:
         self.progress = TrainingProgress()
         if config.log_with:
             self.accelerator.init_trackers(self.output_dir.name, config=_flat_config(config))
+
+    def _build_loader(self) -> None:
+        """The map-style training batches: the tokenized split through a :class:`TokenBatchSampler`."""
+        config = self.config
+        if len(self.train_data) == 0:
+            raise ValueError("No training pair fits `max_source_tokens`/`max_target_tokens`; raise the limits.")
+        train_lengths = example_lengths(self.train_data)
+        # The collator pads every column it gets: the model takes ids and labels only.
+        self.train_data = self.train_data.remove_columns("length")
+        self.sampler = TokenBatchSampler(
+            train_lengths,
+            config.global_max_tokens(self.accelerator.num_processes),
+            seed=config.seed,
+            rank=self.accelerator.process_index,
+            world_size=self.accelerator.num_processes,
+            min_batch_size=max(config.min_batch_size, self.accelerator.num_processes),
+        )
+        # A private generator keeps the DataLoader from drawing on the global RNG, which
+        # would make a resumed run's dropout masks differ from an uninterrupted run's.
+        self.loader = DataLoader(
+            self.train_data,
+            batch_sampler=self.sampler,
+            collate_fn=self.collator,
+            generator=torch.Generator().manual_seed(config.seed),
+        )
 
     @property
     def unwrapped_model(self) -> PreTrainedModel:
@@ -318,6 +337,7 @@ class TrainingRun:
                     "to continue anyway with fresh random states, or --no-resume to start over."
                 )
             logger.warning("Resuming %s inexactly (allowed): %s; random states start fresh.", checkpoint, rng_problem)
+        restore_stream_position(checkpoint, self.accelerator.process_index, self.stream)
         try:
             self.accelerator.load_state(str(checkpoint))
         except Exception as error:
@@ -367,7 +387,8 @@ class TrainingRun:
         ) as bar:
             stopped_because = self._stop_reason()
             while stopped_because is None and progress.epoch < config.num_epochs:
-                self.sampler.set_epoch(progress.epoch, skip_batches=progress.batches_in_epoch)
+                if self.stream is None:  # a stream resumes from its own saved position, epoch after epoch
+                    self.sampler.set_epoch(progress.epoch, skip_batches=progress.batches_in_epoch)
                 batches = iter(self.loader)
                 while stopped_because is None and (window := list(islice(batches, config.gradient_accumulation_steps))):
                     started = time.perf_counter()
@@ -532,6 +553,7 @@ class TrainingRun:
                 staging.mkdir(parents=True)
             accelerator.wait_for_everyone()
             accelerator.save_state(str(staging))
+            save_stream_position(staging, accelerator.process_index, self.stream)
             if accelerator.is_main_process:
                 atomic_write_json(staging / PROGRESS_FILE, self.progress.state_dict())
             accelerator.wait_for_everyone()
