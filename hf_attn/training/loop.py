@@ -325,7 +325,7 @@ class TrainingRun:
             TrainingProgress().load_state_dict(progress)
         except ValueError as error:
             raise CheckpointError(f"{checkpoint / PROGRESS_FILE} is damaged: {error}.") from None
-        check_model_weights(checkpoint, self.model.state_dict())
+        check_model_weights(checkpoint, self.unwrapped_model.state_dict())  # DDP prefixes `module.`
         for name in (OPTIMIZER_FILE, SCHEDULER_FILE):
             load_plain_data(checkpoint / name)
         _, rng_problem = read_rng_state(checkpoint, self.accelerator.process_index)
