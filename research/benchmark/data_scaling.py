@@ -8,6 +8,11 @@ records the wall time and the process's peak RSS after each stage; the last stag
 first optimizer update. It runs in a fresh process per measurement (``python -m
 research.benchmark.data_scaling``), so peak RSS belongs to one run, and only uses names the
 plugin had before this benchmark existed, so the same driver measures an older checkout.
+
+With ``--streaming`` (:func:`measure_streaming_stages`) the same run reads its training pairs
+as a stream (``data.streaming: true``, hf_attn.streaming): the corpus is never tokenized up
+front, so the stages are read, tokenizer and first update (one pool of ``shuffle_buffer``
+pairs read, tokenized and batched, then one update); its peak RSS should not depend on N.
 """
 
 from __future__ import annotations
@@ -49,41 +54,54 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def tiny_run_config(data: str, output_dir: Path, vocab_size: int, extra: tuple[str, ...] = ()):
+    """The ``transformer_small`` preset shrunk to a tiny model (the data stages, not the model, are measured)."""
+    from hf_attn.training.config import load_training_config
+
+    model = ("d_model=32", "encoder_layers=1", "decoder_layers=1", "encoder_ffn_dim=64", "decoder_ffn_dim=64")
+    overrides = [f"data={data}", f"output_dir={output_dir}", f"vocab_size={vocab_size}", *extra]
+    return load_training_config("transformer_small", overrides + [f"model.{setting}" for setting in model])
+
+
+class StageTimer:
+    """Runs named stages in order, printing each one's wall time and the process's peak RSS after it (JSON)."""
+
+    def __init__(self) -> None:
+        self.stages: list[dict[str, float | str]] = []
+        self.results: dict[str, object] = {}
+
+    def __call__(self, name: str, work: Callable[[], object]) -> object:
+        start = time.perf_counter()
+        self.results[name] = work()
+        row = {"stage": name, "seconds": round(time.perf_counter() - start, 2), "peak_rss_mb": round(peak_rss_mb())}
+        self.stages.append(row)
+        print(json.dumps(row), flush=True)
+        return self.results[name]
+
+
+def one_update(model, batch) -> float:
+    """One AdamW update of ``model`` on ``batch``; the loss."""
+    import torch
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    loss = model(**batch).loss
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
 def measure_stages(data: Path, output_dir: Path, vocab_size: int = 8000) -> list[dict[str, float | str]]:
     """Wall time and peak RSS after each preparation stage of a tiny-model run on ``data``, up to one update."""
-    import torch
     from accelerate import Accelerator
     from transformers import DataCollatorForSeq2Seq
 
     from hf_attn.batching import TokenBatchSampler
-    from hf_attn.training.config import load_training_config
     from hf_attn.training.setup import build_model, example_lengths, load_corpus, prepare_tokenizer, tokenize_split
 
-    config = load_training_config(
-        "transformer_small",
-        [
-            f"data={data}",
-            f"output_dir={output_dir}",
-            f"vocab_size={vocab_size}",
-            "model.d_model=32",
-            "model.encoder_layers=1",
-            "model.decoder_layers=1",
-            "model.encoder_ffn_dim=64",
-            "model.decoder_ffn_dim=64",
-        ],
-    )
+    config = tiny_run_config(str(data), output_dir, vocab_size)
     accelerator = Accelerator(cpu=True)
-    stages: list[dict[str, float | str]] = []
-    state: dict[str, object] = {}
-
-    def stage(name: str, work: Callable[[], object]) -> None:
-        start = time.perf_counter()
-        state[name] = work()
-        stages.append(
-            {"stage": name, "seconds": round(time.perf_counter() - start, 2), "peak_rss_mb": round(peak_rss_mb())}
-        )
-        print(json.dumps(stages[-1]), flush=True)
-
+    stage = StageTimer()
+    state = stage.results
     limits = (config.max_source_tokens, config.max_target_tokens)
     stage("read", lambda: load_corpus(config))
     corpus = state["read"]
@@ -100,15 +118,36 @@ def measure_stages(data: Path, output_dir: Path, vocab_size: int = 8000) -> list
             train = train.remove_columns("length")
         collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, return_tensors="pt")
         batch = collator([train[i] for i in next(iter(sampler))])
-        model = build_model(config, tokenizer)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        loss = model(**batch).loss
-        loss.backward()
-        optimizer.step()
-        return float(loss.detach())
+        return one_update(build_model(config, tokenizer), batch)
 
     stage("first update", first_update)
-    return stages
+    return stage.stages
+
+
+def measure_streaming_stages(
+    data: Path, validation: Path, output_dir: Path, vocab_size: int = 8000
+) -> list[dict[str, float | str]]:
+    """:func:`measure_stages` for ``data.streaming: true``: read (lazily), tokenizer, first update from the stream."""
+    from accelerate import Accelerator
+    from transformers import DataCollatorForSeq2Seq
+
+    from hf_attn.streaming import build_streaming_batches
+    from hf_attn.training.setup import build_model, load_corpus, prepare_tokenizer
+
+    spec = f"{{streaming: true, splits: {{train: '{data}', validation: '{validation}'}}}}"
+    config = tiny_run_config(spec, output_dir, vocab_size, extra=("max_steps=1",))
+    accelerator = Accelerator(cpu=True)
+    stage = StageTimer()
+    corpus = stage("read", lambda: load_corpus(config))
+    tokenizer = stage("tokenizer", lambda: prepare_tokenizer(config, corpus, accelerator))
+
+    def first_update() -> float:
+        collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, return_tensors="pt")
+        batches = build_streaming_batches(config, corpus["train"], tokenizer, collator, rank=0, world_size=1)
+        return one_update(build_model(config, tokenizer), next(iter(batches)))
+
+    stage("first update", first_update)
+    return stage.stages
 
 
 def main() -> None:
@@ -116,8 +155,12 @@ def main() -> None:
     parser.add_argument("data", type=Path)
     parser.add_argument("output_dir", type=Path)
     parser.add_argument("--vocab-size", type=int, default=8000)
+    parser.add_argument("--streaming", type=Path, metavar="VALIDATION_TSV", help="stream DATA, evaluating on this file")
     args = parser.parse_args()
-    stages = measure_stages(args.data, args.output_dir, args.vocab_size)
+    if args.streaming:
+        stages = measure_streaming_stages(args.data, args.streaming, args.output_dir, args.vocab_size)
+    else:
+        stages = measure_stages(args.data, args.output_dir, args.vocab_size)
     total = sum(float(s["seconds"]) for s in stages)
     print(
         json.dumps({"stage": "total", "seconds": round(total, 2), "peak_rss_mb": max(s["peak_rss_mb"] for s in stages)})
