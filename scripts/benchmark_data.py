@@ -10,7 +10,8 @@ peak RSS per stage. See research/benchmark/data_scaling.py for the method.
     python scripts/benchmark_data.py --streaming --pairs 300000 3000000 --work-dir /tmp/data_bench
 
 measures `data.streaming: true` instead (one run per N from a fresh output folder: time to the
-first update and peak RSS, which should not grow with N), evaluating on a 500-pair dev file.
+first update, then five more pools streamed, and peak RSS, which should not grow with N nor as the
+stream advances), evaluating on a 500-pair dev file.
 """
 
 from __future__ import annotations

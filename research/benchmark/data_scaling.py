@@ -11,8 +11,9 @@ plugin had before this benchmark existed, so the same driver measures an older c
 
 With ``--streaming`` (:func:`measure_streaming_stages`) the same run reads its training pairs
 as a stream (``data.streaming: true``, hf_attn.streaming): the corpus is never tokenized up
-front, so the stages are read, tokenizer and first update (one pool of ``shuffle_buffer``
-pairs read, tokenized and batched, then one update); its peak RSS should not depend on N.
+front, so the stages are read, tokenizer, first update (one pool of ``shuffle_buffer`` pairs
+read, tokenized and batched, then one update) and five more pools streamed; its peak RSS
+should not depend on N, nor grow as the stream advances.
 """
 
 from __future__ import annotations
@@ -124,10 +125,15 @@ def measure_stages(data: Path, output_dir: Path, vocab_size: int = 8000) -> list
     return stage.stages
 
 
+# Pools of `shuffle_buffer` pairs the streaming measurement reads past the first update: RSS must not grow with them.
+STREAMED_POOLS = 5
+
+
 def measure_streaming_stages(
     data: Path, validation: Path, output_dir: Path, vocab_size: int = 8000
 ) -> list[dict[str, float | str]]:
-    """:func:`measure_stages` for ``data.streaming: true``: read (lazily), tokenizer, first update from the stream."""
+    """:func:`measure_stages` for ``data.streaming: true``: read (lazily), tokenizer, first update from the stream,
+    then the batches of :data:`STREAMED_POOLS` more pools (tokenized and packed, no updates)."""
     from accelerate import Accelerator
     from transformers import DataCollatorForSeq2Seq
 
@@ -141,12 +147,20 @@ def measure_streaming_stages(
     corpus = stage("read", lambda: load_corpus(config))
     tokenizer = stage("tokenizer", lambda: prepare_tokenizer(config, corpus, accelerator))
 
-    def first_update() -> float:
-        collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, return_tensors="pt")
-        batches = build_streaming_batches(config, corpus["train"], tokenizer, collator, rank=0, world_size=1)
-        return one_update(build_model(config, tokenizer), next(iter(batches)))
+    collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, return_tensors="pt")
+    batches = build_streaming_batches(config, corpus["train"], tokenizer, collator, rank=0, world_size=1)
+    stream = iter(batches)
+    stage("first update", lambda: one_update(build_model(config, tokenizer), next(stream)))
 
-    stage("first update", first_update)
+    def read_on(pools: int) -> int:
+        """Batches formed while the stream moves through ``pools`` more pools, or to the end of its epoch."""
+        count, start = 0, batches.position
+        while batches.position.epoch == start.epoch and batches.position.pool < start.pool + pools:
+            next(stream)
+            count += 1
+        return count
+
+    stage(f"next {STREAMED_POOLS} pools", lambda: read_on(STREAMED_POOLS))
     return stage.stages
 
 
