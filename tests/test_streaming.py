@@ -4,16 +4,13 @@ resumed exactly from the position saved in each checkpoint."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
 from pathlib import Path
 
 import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_multinode import launch_nodes, training_process_of, wait_all
+from test_multinode import checkpoint_step, launch_nodes, sigterm_second_node_after_a_checkpoint, wait_all
 from test_training import (
     assert_same_weights,
     final_weights,
@@ -26,7 +23,7 @@ from transformers import AutoTokenizer, DataCollatorForSeq2Seq
 
 from hf_attn.data import load_bible_corpus, load_data
 from hf_attn.streaming import StreamingBatches
-from hf_attn.training.checkpointing import CheckpointError
+from hf_attn.training.checkpointing import CheckpointError, checkpoint_dir
 from hf_attn.training.config import TrainingConfig
 from hf_attn.training.loop import train
 
@@ -187,21 +184,12 @@ def test_two_streaming_processes_train_and_a_signal_to_one_stops_both(pair_files
     data = streaming_data(pair_files, shuffle_buffer=40)
     overrides = {"data": data, "max_train_examples": None, "max_steps": 400, "save_every": 2, "eval_every": 1000}
     config = write_config(tiny_config("rnn_seq2seq", tmp_path / "run", tokenizer_dir, **overrides), tmp_path / "a.json")
-    launchers = launch_nodes(config, tmp_path)
-    pointer = tmp_path / "run" / "checkpoints" / "latest"
-    deadline = time.monotonic() + 300
-    while not pointer.is_file():
-        assert time.monotonic() < deadline and all(p.poll() is None for p in launchers), "no checkpoint appeared"
-        time.sleep(0.05)
-    os.kill(training_process_of(launchers[1]), signal.SIGTERM)
-    codes = wait_all(launchers, timeout=300)
-    logs = [(tmp_path / f"node{rank}.log").read_text() for rank in range(2)]
-    assert all(code != 0 for code in codes), logs
-    stopped_at = int(pointer.read_text().strip().split("-")[1])
+    logs = sigterm_second_node_after_a_checkpoint(launch_nodes(config, tmp_path), tmp_path / "run", tmp_path)
+    stopped_at = checkpoint_step(tmp_path / "run")
     assert stopped_at < 400
     for log in logs:  # rank 0 was never signalled
         assert f"training stopped by SIGTERM at step {stopped_at}" in log, log[-3000:]
-    checkpoint = tmp_path / "run" / "checkpoints" / pointer.read_text().strip()
+    checkpoint = checkpoint_dir(tmp_path / "run" / "checkpoints", stopped_at)
     positions = [json.loads((checkpoint / f"stream_state_{rank}.json").read_text()) for rank in (0, 1)]
     assert [p["rank"] for p in positions] == [0, 1] and all(p["world_size"] == 2 for p in positions)
 
