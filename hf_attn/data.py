@@ -332,6 +332,10 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                         yield from leading
                     continue
                 yield number, line
+    except GeneratorExit:
+        # A stream left unfinished (data.streaming) is closed here, possibly at interpreter exit, when the
+        # module globals the next clause names may already be gone.
+        raise
     except (gzip.BadGzipFile, EOFError, zlib.error) as error:
         raise ValueError(f"{path} is not a complete gzip file ({error}); it is damaged or truncated.") from None
     if not has_text:
