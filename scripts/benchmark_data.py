@@ -38,6 +38,7 @@ def main() -> None:
         "--plugin", type=Path, default=REPO_ROOT, help="the hf_attn checkout to measure (e.g. an older one)"
     )
     parser.add_argument("--streaming", action="store_true", help="measure data.streaming: true (one run per N)")
+    parser.add_argument("--tokenizer", type=Path, help="with --streaming: this tokenizer, not a new BPE")
     args = parser.parse_args()
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="hf_attn_data_bench_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -62,6 +63,7 @@ def main() -> None:
             output_dir = work / f"stream_{pairs}_{args.plugin.name}"
             shutil.rmtree(output_dir, ignore_errors=True)  # its tokenizer would be reused
             command = [sys.executable, str(driver), str(corpus), str(output_dir), "--streaming", str(validation)]
+            command += ["--tokenizer", str(args.tokenizer.resolve())] if args.tokenizer else []
             subprocess.run([*command, "--vocab-size", str(args.vocab_size)], check=True, env=environment, cwd=work)
             continue
         for attempt in ("cold", "cache reused"):

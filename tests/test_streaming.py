@@ -119,10 +119,16 @@ def test_streaming_refuses_carved_splits_a_missing_validation_split_and_an_epoch
     TrainingConfig.from_dict({**settings, "max_steps": 2})
 
 
-def test_stream_batches_are_deterministic_disjoint_per_process_and_resume_exactly(pair_files, tokenizer_dir):  # noqa: F811
+def test_stream_batches_are_deterministic_disjoint_per_process_and_resume_exactly(
+    pair_files,
+    tokenizer_dir,  # noqa: F811
+    monkeypatch,
+):
     pairs = load_data(streaming_data(pair_files))["train"]
     one = first_epoch_rows(stream_batches(pairs, tokenizer_dir))
     assert one == first_epoch_rows(stream_batches(pairs, tokenizer_dir))  # same (seed, epoch, rank): same batches
+    monkeypatch.setattr("hf_attn.streaming.TOKENIZER_CHUNK", 7)  # a pool tokenized in chunks: the same batches
+    assert one == first_epoch_rows(stream_batches(pairs, tokenizer_dir))
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     every = [(p["source"], p["target"]) for p in pairs]
     encoded = tokenizer([source for source, _ in every], text_target=[target for _, target in every])

@@ -130,10 +130,11 @@ STREAMED_POOLS = 5
 
 
 def measure_streaming_stages(
-    data: Path, validation: Path, output_dir: Path, vocab_size: int = 8000
+    data: Path, validation: Path, output_dir: Path, vocab_size: int = 8000, tokenizer: Path | None = None
 ) -> list[dict[str, float | str]]:
     """:func:`measure_stages` for ``data.streaming: true``: read (lazily), tokenizer, first update from the stream,
-    then the batches of :data:`STREAMED_POOLS` more pools (tokenized and packed, no updates)."""
+    then the batches of :data:`STREAMED_POOLS` more pools (tokenized and packed, no updates). With ``tokenizer``
+    that one is loaded instead of a BPE trained (the stream's own stages alone)."""
     from accelerate import Accelerator
     from transformers import DataCollatorForSeq2Seq
 
@@ -141,7 +142,8 @@ def measure_streaming_stages(
     from hf_attn.training.setup import build_model, load_corpus, prepare_tokenizer
 
     spec = f"{{streaming: true, splits: {{train: '{data}', validation: '{validation}'}}}}"
-    config = tiny_run_config(spec, output_dir, vocab_size, extra=("max_steps=1",))
+    extra = ("max_steps=1", *([f"tokenizer={tokenizer}"] if tokenizer else []))
+    config = tiny_run_config(spec, output_dir, vocab_size, extra=extra)
     accelerator = Accelerator(cpu=True)
     stage = StageTimer()
     corpus = stage("read", lambda: load_corpus(config))
@@ -170,9 +172,10 @@ def main() -> None:
     parser.add_argument("output_dir", type=Path)
     parser.add_argument("--vocab-size", type=int, default=8000)
     parser.add_argument("--streaming", type=Path, metavar="VALIDATION_TSV", help="stream DATA, evaluating on this file")
+    parser.add_argument("--tokenizer", type=Path, help="with --streaming: load this tokenizer instead of training BPE")
     args = parser.parse_args()
     if args.streaming:
-        stages = measure_streaming_stages(args.data, args.streaming, args.output_dir, args.vocab_size)
+        stages = measure_streaming_stages(args.data, args.streaming, args.output_dir, args.vocab_size, args.tokenizer)
     else:
         stages = measure_stages(args.data, args.output_dir, args.vocab_size)
     total = sum(float(s["seconds"]) for s in stages)
