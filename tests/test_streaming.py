@@ -104,6 +104,19 @@ def test_a_streamed_parquet_translation_column_gives_pairs_and_names_missing_lan
         next(iter(load_data(wrong)["train"]))
 
 
+def test_a_streamed_save_to_disk_folder_keeps_its_columns_and_splits(tmp_path):
+    rows = {"en": [f"word {i}" for i in range(12)], "es": [f"palabra {i}" for i in range(12)]}
+    pairs = datasets.Dataset.from_dict(rows)
+    datasets.DatasetDict({"train": pairs, "validation": pairs.select(range(3))}).save_to_disk(tmp_path / "saved")
+    spec = {"path": str(tmp_path / "saved"), "source_column": "en", "target_column": "es", "streaming": True}
+    corpus = load_data(spec)
+    assert isinstance(corpus["train"], datasets.IterableDataset)
+    assert [(p["id"], p["source"], p["target"]) for p in corpus["train"]][-1] == ("train:11", "word 11", "palabra 11")
+    assert len(corpus["validation"]) == 3
+    with pytest.raises(ValueError, match=r"\(validation\): missing column\(s\) 'src'; columns are 'en', 'es'"):
+        load_data({**spec, "source_column": "src"})
+
+
 def test_streaming_refuses_carved_splits_a_missing_validation_split_and_an_epoch_budget(pair_files, tokenizer_dir):  # noqa: F811
     with pytest.raises(ValueError, match=r"`data.validation_size` carve a split .* name an explicit validation split"):
         load_data({"path": str(pair_files[0]), "streaming": True, "validation_size": 10})
