@@ -8,6 +8,7 @@ the file name and line number instead of surfacing later as a shape error.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import itertools
@@ -118,6 +119,8 @@ def filter_by_length(
     for split in splits:
         if split in corpus:
             filtered[split] = corpus[split].filter(short_enough, batched=True)
+            if isinstance(corpus[split], datasets.IterableDataset):
+                continue  # filtered as it is read; a stream has no count to report
             kept, total = len(filtered[split]), len(corpus[split])
             logger.info("%s: kept %d of %d pairs of at most %d words", split, kept, total, max_words)
     return filtered
@@ -136,6 +139,7 @@ def load_parallel_data(
     test_size: int | float = 0.05,
     seed: int = 0,
     max_words: int | None = None,
+    streaming: bool = False,
 ) -> datasets.DatasetDict:
     """The user's own sentence pairs, in the same shape as :func:`load_bible_corpus`.
 
@@ -156,27 +160,84 @@ def load_parallel_data(
     Splits the data lacks are carved from ``train`` with a seeded shuffle:
     ``validation_size``/``test_size`` are counts (int) or fractions (float); 0 leaves the
     split out. ``max_words`` filters the training split as in :func:`load_bible_corpus`.
+
+    With ``streaming`` the ``train`` split is a ``datasets.IterableDataset`` read (and checked)
+    as it is iterated, never held whole in memory or the cache; the other splits are read
+    into memory as usual. A stream cannot be carved, so the data must then name its
+    ``validation`` split (``validation_size``/``test_size`` are ignored; a missing ``test``
+    split stays missing).
     """
     if (source_lang is None) != (target_lang is None):
         raise ValueError("Give both `source_lang` and `target_lang` (the keys of a `translation` column), or neither.")
     columns = _Columns(source_key, target_key, source_lang, target_lang, name)
-    if isinstance(path, Mapping):
+    if streaming:
+        corpus = _load_streaming(path, columns, header)
+    elif isinstance(path, Mapping):
         corpus = datasets.DatasetDict({split: _load_split(source, columns, header) for split, source in path.items()})
     else:
         corpus = _load_source(path, columns, header)
-    corpus = _carve_missing_splits(corpus, validation_size, test_size, seed)
+    if not streaming:
+        corpus = _carve_missing_splits(corpus, validation_size, test_size, seed)
     return filter_by_length(corpus, max_words)
+
+
+def _load_streaming(
+    path: DataSource | Mapping[str, DataSource], columns: _Columns, header: bool | None
+) -> datasets.DatasetDict:
+    """``train`` as a stream, the other splits in memory; refused without a ``validation`` split to evaluate on."""
+    streamed = dataclasses.replace(columns, streaming=True)
+    if isinstance(path, Mapping):
+        corpus = datasets.DatasetDict(
+            {
+                split: _load_split(source, streamed if split == "train" else columns, header)
+                for split, source in path.items()
+            }
+        )
+    else:
+        corpus = datasets.DatasetDict(
+            {
+                split: dataset if split == "train" else _materialise(dataset)
+                for split, dataset in _load_source(path, streamed, header).items()
+            }
+        )
+    if "train" not in corpus:
+        raise ValueError(f"The data has no 'train' split (splits: {', '.join(corpus)}).")
+    if "validation" not in corpus:
+        raise ValueError(
+            f"`data.streaming` reads the training pairs as a stream, from which no validation split can be carved, "
+            f"and the data has none (splits: {', '.join(corpus)}); name one, e.g. "
+            "`data: {streaming: true, splits: {train: train.tsv, validation: dev.tsv}}`."
+        )
+    return corpus
+
+
+def _materialise(split: datasets.Dataset | datasets.IterableDataset) -> datasets.Dataset:
+    """An evaluation split of a stream, read into memory (they are small: the model is scored on a few hundred)."""
+    if isinstance(split, datasets.Dataset):
+        return split
+    return datasets.Dataset.from_list(list(split), features=_PAIR_FEATURES)
+
+
+def first_examples(
+    split: datasets.Dataset | datasets.IterableDataset, count: int
+) -> datasets.Dataset | datasets.IterableDataset:
+    """The first ``count`` pairs of a split, or of a stream (``max_train_examples``)."""
+    if isinstance(split, datasets.IterableDataset):
+        return split.take(count)
+    return split.select(range(min(count, len(split))))
 
 
 @dataclass(frozen=True)
 class _Columns:
-    """Where the texts are: two columns, or two language keys of a ``translation`` column; and a dataset config."""
+    """Where the texts are: two columns, or two language keys of a ``translation`` column; a dataset config;
+    and whether to read them as a stream (``datasets.IterableDataset``) instead of into an Arrow file."""
 
     source_key: str
     target_key: str
     source_lang: str | None = None
     target_lang: str | None = None
     name: str | None = None
+    streaming: bool = False
 
 
 # File suffixes read by the datasets packaged builder of the same role (TSV and JSONL have checked readers here).
@@ -195,19 +256,20 @@ def _load_split(source: DataSource, columns: _Columns, header: bool | None) -> d
 def _load_source(source: DataSource, columns: _Columns, header: bool | None) -> datasets.DatasetDict:
     """Read one data source into a DatasetDict (a single file becomes the ``train`` split)."""
     path = Path(source) if not isinstance(source, (tuple, list)) else None
+    streaming = columns.streaming
     if path is None or (not path.exists() and "," in str(source)):
         pair = source if path is None else str(source).split(",", 1)
-        return _as_train(_load_text_pair(*(Path(p) for p in pair)))
+        return _as_train(_load_text_pair(*(Path(p) for p in pair), streaming=streaming))
     source_key, target_key = columns.source_key, columns.target_key
     if not path.exists():
         if _looks_like_hub_id(str(source)):
-            return _standardise_all(str(source), _load_hub_dataset(str(source), columns.name), columns)
+            return _standardise_all(str(source), _load_hub_dataset(str(source), columns.name, streaming), columns)
         raise FileNotFoundError(f"No such file or directory: {path}")
     if path.is_dir():
         if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
-            return _standardise_all(str(path), _load_saved(path), columns)
+            return _standardise_all(str(path), _load_saved(path, streaming), columns)
         try:
-            loaded = _load_with_datasets(str(path), columns.name)
+            loaded = _load_with_datasets(str(path), columns.name, streaming=streaming)
         except (datasets.data_files.EmptyDatasetError, FileNotFoundError) as error:
             raise ValueError(
                 f"{path} is a directory but not a dataset written by save_to_disk, "
@@ -216,26 +278,27 @@ def _load_source(source: DataSource, columns: _Columns, header: bool | None) -> 
         return _standardise_all(str(path), loaded, columns)
     suffix = path.name.lower().removesuffix(".gz").rsplit(".", 1)[-1]
     if suffix in LOAD_DATASET_BUILDERS:
-        loaded = _load_with_datasets(LOAD_DATASET_BUILDERS[suffix], None, data_files=str(path))
+        loaded = _load_with_datasets(LOAD_DATASET_BUILDERS[suffix], None, data_files=str(path), streaming=streaming)
         return _standardise_all(str(path), loaded, columns)
+    keys = {"source_key": source_key, "target_key": target_key}
     if suffix in ("tsv", "tab"):
-        return _as_train(_pairs_dataset(_read_tsv, path, source_key=source_key, target_key=target_key, header=header))
+        return _as_train(_pairs_dataset(_read_tsv, path, streaming, **keys, header=header))
     if suffix in ("jsonl", "json"):
-        return _as_train(_pairs_dataset(_read_jsonl, path, source_key=source_key, target_key=target_key))
+        return _as_train(_pairs_dataset(_read_jsonl, path, streaming, **keys))
     raise ValueError(
         f"Cannot tell the format of {path}: use a .tsv, .jsonl, .csv, .parquet or .arrow file, a dataset folder, "
         "or a pair of aligned plain-text files ('source.txt,target.txt')."
     )
 
 
-def _load_text_pair(source_path: Path, target_path: Path) -> datasets.Dataset:
+def _load_text_pair(source_path: Path, target_path: Path, streaming: bool = False) -> datasets.Dataset:
     for path in (source_path, target_path):
         if not path.is_file():
             raise FileNotFoundError(f"No such file: {path}")
-    return _pairs_dataset(_read_text_pair, source_path, target_path=target_path)
+    return _pairs_dataset(_read_text_pair, source_path, streaming, target_path=target_path)
 
 
-def _as_train(dataset: datasets.Dataset) -> datasets.DatasetDict:
+def _as_train(dataset: datasets.Dataset | datasets.IterableDataset) -> datasets.DatasetDict:
     return datasets.DatasetDict({"train": dataset})
 
 
@@ -269,6 +332,10 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                         yield from leading
                     continue
                 yield number, line
+    except GeneratorExit:
+        # A stream left unfinished (data.streaming) is closed here, possibly at interpreter exit, when the
+        # module globals the next clause names may already be gone.
+        raise
     except (gzip.BadGzipFile, EOFError, zlib.error) as error:
         raise ValueError(f"{path} is not a complete gzip file ({error}); it is damaged or truncated.") from None
     if not has_text:
@@ -280,22 +347,25 @@ def _require_text(path: Path, number: int, text: str, what: str) -> None:
         raise ValueError(f"{path}, line {number}: {what} is empty.")
 
 
-def _pairs_dataset(reader: Callable[..., Iterator[Pair]], path: Path, **reader_kwargs: object) -> datasets.Dataset:
+def _pairs_dataset(
+    reader: Callable[..., Iterator[Pair]], path: Path, streaming: bool = False, **reader_kwargs: object
+) -> datasets.Dataset | datasets.IterableDataset:
     """Pairs streamed from ``reader`` into an Arrow file in the datasets cache, memory-mapped.
 
     The cache key covers the reader, its arguments and the files' size and modification time,
     so a second run (or another process) on unchanged files reuses the Arrow file and its
     tokenized ``map`` caches. Errors raised while reading keep their own message (file, line).
+    With ``streaming`` the same generator feeds an ``IterableDataset`` instead: nothing is
+    written, and a bad line fails when the stream reaches it, with the same message.
     """
     files = [Path(p) for p in (path, reader_kwargs.get("target_path")) if p is not None]
     # A string: datasets would shard a list-valued generator argument across jobs.
     stamp = ";".join(f"{f.resolve()}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    gen_kwargs = {"reader": reader, "path": path, "stamp": stamp, "reader_kwargs": reader_kwargs}
+    if streaming:
+        return datasets.IterableDataset.from_generator(_checked_pairs, features=_PAIR_FEATURES, gen_kwargs=gen_kwargs)
     try:
-        dataset = datasets.Dataset.from_generator(
-            _checked_pairs,
-            features=_PAIR_FEATURES,
-            gen_kwargs={"reader": reader, "path": path, "stamp": stamp, "reader_kwargs": reader_kwargs},
-        )
+        dataset = datasets.Dataset.from_generator(_checked_pairs, features=_PAIR_FEATURES, gen_kwargs=gen_kwargs)
     except datasets.exceptions.DatasetGenerationError as error:
         cause = error.__cause__
         raise (cause if isinstance(cause, (ValueError, OSError)) else error) from None
@@ -369,12 +439,15 @@ def _read_text_pair(path: Path, target_path: Path) -> Iterator[Pair]:
         yield {"id": f"{path.name}:{number}", "source": source[1].strip(), "target": target[1].strip()}
 
 
-def _load_saved(path: Path) -> datasets.DatasetDict:
+def _load_saved(path: Path, streaming: bool = False) -> datasets.DatasetDict:
     try:
         loaded = datasets.load_from_disk(str(path))
     except FileNotFoundError as error:
         raise ValueError(f"{path} is a directory but not a dataset written by save_to_disk ({error}).") from error
-    return loaded if isinstance(loaded, datasets.DatasetDict) else _as_train(loaded)
+    corpus = loaded if isinstance(loaded, datasets.DatasetDict) else _as_train(loaded)
+    if streaming:
+        return datasets.DatasetDict({split: dataset.to_iterable_dataset() for split, dataset in corpus.items()})
+    return corpus
 
 
 def _looks_like_hub_id(text: str) -> bool:
@@ -385,10 +458,10 @@ def _looks_like_hub_id(text: str) -> bool:
     return 1 <= len(parts) <= 2 and all(parts) and suffix not in data_suffixes
 
 
-def _load_hub_dataset(dataset_id: str, name: str | None) -> datasets.DatasetDict:
+def _load_hub_dataset(dataset_id: str, name: str | None, streaming: bool = False) -> datasets.DatasetDict:
     """A Hub dataset through ``load_dataset``; a failure names the id and whether the Hub could be reached."""
     try:
-        return _load_with_datasets(dataset_id, name)
+        return _load_with_datasets(dataset_id, name, streaming=streaming)
     except (ConnectionError, OSError, datasets.exceptions.DatasetNotFoundError) as error:
         raise ValueError(
             f"Cannot load {dataset_id!r}: it is no local file or folder, and as a Hugging Face Hub dataset it could "
@@ -397,9 +470,9 @@ def _load_hub_dataset(dataset_id: str, name: str | None) -> datasets.DatasetDict
 
 
 def _load_with_datasets(path: str, name: str | None, **kwargs: object) -> datasets.DatasetDict:
-    """``datasets.load_dataset`` of every split: Arrow files in the datasets cache, memory-mapped."""
+    """``datasets.load_dataset`` of every split: Arrow files in the datasets cache, memory-mapped (or streams)."""
     loaded = datasets.load_dataset(path, name, **kwargs)
-    if not isinstance(loaded, datasets.DatasetDict):
+    if not isinstance(loaded, (datasets.DatasetDict, datasets.IterableDatasetDict)):
         raise ValueError(f"{path}: expected a dataset of splits, got {type(loaded).__name__}.")
     return loaded
 
@@ -435,8 +508,12 @@ def _from_translation_column(path: Path, split: str, dataset: datasets.Dataset, 
     return dataset.map(split_languages, batched=True, remove_columns=["translation"], desc="Reading translation")
 
 
-def _standardise(path: Path, split: str, dataset: datasets.Dataset, columns: _Columns) -> datasets.Dataset:
+def _standardise(
+    path: Path, split: str, dataset: datasets.Dataset | datasets.IterableDataset, columns: _Columns
+) -> datasets.Dataset | datasets.IterableDataset:
     """Rename the text columns to source/target, add ids if missing, and check the texts."""
+    if isinstance(dataset, datasets.IterableDataset):
+        return _standardise_stream(path, split, dataset, columns)
     if columns.source_lang is not None:
         dataset = _from_translation_column(path, split, dataset, columns)
         source_key, target_key = "source", "target"
@@ -453,6 +530,38 @@ def _standardise(path: Path, split: str, dataset: datasets.Dataset, columns: _Co
     if "id" not in dataset.column_names:
         dataset = dataset.add_column("id", [f"{split}:{row}" for row in range(len(dataset))])
     return dataset
+
+
+def _standardise_stream(
+    path: Path, split: str, dataset: datasets.IterableDataset, columns: _Columns
+) -> datasets.IterableDataset:
+    """:func:`_standardise` for a stream: each row is checked as it is read (a stream cannot be scanned first)."""
+
+    def standard_pair(example: dict[str, object], row: int) -> Pair:
+        if columns.source_lang is not None:
+            translation = example.get("translation")
+            if not isinstance(translation, dict):
+                raise ValueError(
+                    f"{path} ({split}): `source_lang`/`target_lang` need a 'translation' column; "
+                    f"columns are {', '.join(map(repr, example))}."
+                )
+            keys, record = (columns.source_lang, columns.target_lang), translation
+            problem = "language key(s) {} not in the 'translation' column; its languages are {}."
+        else:
+            keys, record = (columns.source_key, columns.target_key), example
+            problem = "missing column(s) {}; columns are {}."
+        missing = [key for key in keys if key not in record]
+        if missing:
+            listed = (", ".join(map(repr, names)) for names in (missing, record))
+            raise ValueError(f"{path} ({split}): " + problem.format(*listed))
+        texts = [record[key] for key in keys]
+        if not all(isinstance(text, str) and text.strip() for text in texts):
+            raise ValueError(f"{path} ({split}), row {row}: source and target must be non-empty strings.")
+        identifier = str(example["id"]) if example.get("id") is not None else f"{split}:{row}"
+        return {"id": identifier, "source": texts[0], "target": texts[1]}
+
+    standard = dataset.map(standard_pair, with_indices=True)
+    return standard.select_columns(list(_PAIR_FEATURES)).cast(_PAIR_FEATURES)
 
 
 def _check_texts(path: Path, split: str, dataset: datasets.Dataset, batch_size: int = 100_000) -> None:
@@ -496,8 +605,9 @@ def _carve_missing_splits(
     return datasets.DatasetDict({split: corpus[split] for split in (*SPLITS, *corpus) if split in corpus})
 
 
-# The `data:` mapping of a training config, and the load_parallel_data argument each key sets.
-DATA_SPEC_KEYS = {
+# The `data:` mapping of a training config, and the load_parallel_data argument each key sets (None: a key the
+# streaming batcher reads, hf_attn.streaming).
+DATA_SPEC_KEYS: dict[str, str | None] = {
     "path": "path",
     "splits": "path",
     "name": "name",
@@ -508,6 +618,8 @@ DATA_SPEC_KEYS = {
     "header": "header",
     "validation_size": "validation_size",
     "test_size": "test_size",
+    "streaming": "streaming",
+    "shuffle_buffer": None,
 }
 
 
@@ -520,13 +632,39 @@ def check_data_spec(spec: str | Mapping[str, object]) -> None:
     unknown = [key for key in spec if key not in DATA_SPEC_KEYS]
     if unknown:
         raise ValueError(
-            f"Unknown key(s) {', '.join(f'`data.{key}`' for key in unknown)}; "
-            f"`data` takes {', '.join(DATA_SPEC_KEYS)}."
+            f"Unknown key(s) {', '.join(f'`data.{key}`' for key in unknown)}; `data` takes {', '.join(DATA_SPEC_KEYS)}."
         )
     if ("path" in spec) == ("splits" in spec):
         raise ValueError("`data` needs exactly one of `path` (a file, folder or Hub id) and `splits` (split: file).")
     if "splits" in spec and not isinstance(spec["splits"], Mapping):
         raise ValueError(f"`data.splits` must map split names to files, got {spec['splits']!r}.")
+    _check_streaming_spec(spec)
+
+
+def _check_streaming_spec(spec: Mapping[str, object]) -> None:
+    """``streaming`` is a boolean; ``shuffle_buffer`` sizes a stream's; a stream cannot be carved into splits."""
+    streaming = spec.get("streaming", False)
+    if not isinstance(streaming, bool):
+        raise ValueError(f"`data.streaming` must be true or false, got {streaming!r}.")
+    if "shuffle_buffer" in spec:
+        size = spec["shuffle_buffer"]
+        if not streaming:
+            raise ValueError("`data.shuffle_buffer` sizes the shuffle buffer of a stream: set `data.streaming: true`.")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ValueError(f"`data.shuffle_buffer` must be a positive number of pairs, got {size!r}.")
+    carved = [key for key in ("validation_size", "test_size") if key in spec]
+    if streaming and carved:
+        raise ValueError(
+            f"{' and '.join(f'`data.{key}`' for key in carved)} carve a split from the training pairs, which "
+            "`data.streaming: true` cannot do (a stream is read once, in order); remove it and name an explicit "
+            "validation split or file instead, e.g. `data: {streaming: true, splits: {train: train.tsv, "
+            "validation: dev.tsv}}`, or a dataset that has a validation split."
+        )
+
+
+def data_streams(spec: str | Mapping[str, object] | None) -> bool:
+    """Whether a training config's ``data:`` asks for the training pairs as a stream (``data.streaming``)."""
+    return isinstance(spec, Mapping) and spec.get("streaming") is True
 
 
 def load_data(spec: str | Mapping[str, object], seed: int = 0) -> datasets.DatasetDict:
@@ -534,5 +672,5 @@ def load_data(spec: str | Mapping[str, object], seed: int = 0) -> datasets.Datas
     check_data_spec(spec)
     if isinstance(spec, str):
         return load_parallel_data(spec, seed=seed)
-    arguments = {DATA_SPEC_KEYS[key]: value for key, value in spec.items()}
+    arguments = {DATA_SPEC_KEYS[key]: value for key, value in spec.items() if DATA_SPEC_KEYS[key] is not None}
     return load_parallel_data(seed=seed, **arguments)

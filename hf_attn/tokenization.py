@@ -93,11 +93,23 @@ def train_bpe_tokenizer_pair(
     return wrap_tokenizer_pair(source, target, model_max_length)
 
 
-def tokenizer_training_sample(split: datasets.Dataset, size: int | None, seed: int) -> datasets.Dataset:
+def tokenizer_training_sample(
+    split: datasets.Dataset | datasets.IterableDataset, size: int | None, seed: int
+) -> datasets.Dataset:
     """At most ``size`` rows of ``split``, drawn with ``seed`` in corpus order (all of it when smaller, or size None).
 
-    BPE then costs the same time and memory however large the corpus grows.
+    BPE then costs the same time and memory however large the corpus grows. A stream
+    (``data.streaming``) cannot be sampled without reading it all, so its first ``size``
+    pairs are read into memory instead (all of it with size None: give a bound).
     """
+    if isinstance(split, datasets.IterableDataset):
+        head = split if size is None else split.take(size)
+        texts: dict[str, list[str]] = {"source": [], "target": []}
+        for pair in head.select_columns(list(texts)):
+            texts["source"].append(pair["source"])
+            texts["target"].append(pair["target"])
+        logger.info("Training the tokenizer on the first %d pairs of the stream.", len(texts["source"]))
+        return datasets.Dataset.from_dict(texts)
     if size is None or len(split) <= size:
         return split
     rows = np.random.default_rng(seed).choice(len(split), size=size, replace=False)

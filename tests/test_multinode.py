@@ -77,6 +77,23 @@ def training_process_of(launcher: subprocess.Popen) -> int:
     raise AssertionError(f"torchrun {launcher.pid} has no training process among {children}")
 
 
+def sigterm_second_node_after_a_checkpoint(
+    launchers: list[subprocess.Popen], output_dir: Path, log_dir: Path
+) -> list[str]:
+    """Once the run has a checkpoint, SIGTERM the second node's training process only; both must then exit
+    with an error (stopped). Returns the nodes' logs."""
+    pointer = output_dir / "checkpoints" / "latest"
+    deadline = time.monotonic() + 300
+    while not pointer.is_file():
+        assert time.monotonic() < deadline and all(p.poll() is None for p in launchers), "no checkpoint appeared"
+        time.sleep(0.05)
+    os.kill(training_process_of(launchers[1]), signal.SIGTERM)
+    codes = wait_all(launchers, timeout=300)
+    logs = [(log_dir / f"node{rank}.log").read_text() for rank in range(NODES)]
+    assert all(code != 0 for code in codes), logs
+    return logs
+
+
 def checkpoint_step(output_dir: Path) -> int:
     return int((output_dir / "checkpoints" / "latest").read_text().strip().split("-")[1])
 
@@ -103,16 +120,7 @@ def test_sigterm_on_the_second_node_stops_both_after_one_checkpoint(tokenizer_di
         "rnn_seq2seq", tmp_path / "run", tokenizer_dir, max_steps=max_steps, save_every=2, eval_every=1000, log_every=1
     )
     launchers = launch_nodes(write_config(config, tmp_path / "run.json"), tmp_path)
-    pointer = tmp_path / "run" / "checkpoints" / "latest"
-    deadline = time.monotonic() + 300
-    while not pointer.is_file():
-        assert time.monotonic() < deadline and all(p.poll() is None for p in launchers), "no checkpoint appeared"
-        time.sleep(0.05)
-    os.kill(training_process_of(launchers[1]), signal.SIGTERM)
-
-    codes = wait_all(launchers, timeout=300)
-    logs = [(tmp_path / f"node{rank}.log").read_text() for rank in range(NODES)]
-    assert all(code != 0 for code in codes), logs
+    logs = sigterm_second_node_after_a_checkpoint(launchers, tmp_path / "run", tmp_path)
     assert "training stopped by SIGTERM" in logs[0], logs[0][-3000:]  # rank 0 was never signalled
     stopped_at = checkpoint_step(tmp_path / "run")
     assert stopped_at < max_steps

@@ -32,7 +32,8 @@ from transformers import (
 
 from ..atomic import atomic_directory
 from ..batching import TokenBatchSampler
-from ..data import load_bible_corpus, load_data
+from ..data import data_streams, first_examples, load_bible_corpus, load_data
+from ..streaming import StreamingBatches, build_streaming_batches
 from ..tokenization import (
     check_tokenizer_matches_config,
     has_separate_vocabularies,
@@ -63,13 +64,9 @@ def select_subsets(config: TrainingConfig, corpus: datasets.DatasetDict) -> data
     """
     subsets = datasets.DatasetDict(corpus)
     if config.max_train_examples is not None:
-        subsets["train"] = _first(corpus["train"], config.max_train_examples)
-    subsets["validation"] = _first(corpus["validation"], config.eval_examples)
+        subsets["train"] = first_examples(corpus["train"], config.max_train_examples)
+    subsets["validation"] = first_examples(corpus["validation"], config.eval_examples)
     return subsets
-
-
-def _first(split: datasets.Dataset, count: int) -> datasets.Dataset:
-    return split.select(range(min(count, len(split))))
 
 
 def prepare_tokenizer(
@@ -184,8 +181,10 @@ def example_lengths(tokenized: datasets.Dataset) -> np.ndarray:
 class TrainingData:
     """The tokenized pairs a run trains and evaluates on, in the form the loop consumes them."""
 
-    train: datasets.Dataset  # input_ids and labels of the train pairs within the length limits
-    train_lengths: np.ndarray  # each train example's padded length: the batch plan's only input
+    # input_ids and labels of the train pairs within the length limits, and each one's padded length (the batch
+    # plan's only input); None with `data.streaming`, whose pairs are tokenized as they are read (hf_attn.streaming)
+    train: datasets.Dataset | None
+    train_lengths: np.ndarray | None
     dev: datasets.Dataset  # input_ids and labels of the dev pairs within the limits: the dev loss
     dev_sources: list[str]  # every dev pair, decoded for BLEU and chrF
     dev_references: list[str]
@@ -199,15 +198,16 @@ def build_training_data(
 ) -> TrainingData:
     """Tokenize the train and dev subsets, the main process first so the other ranks load its cache."""
     limits = (config.max_source_tokens, config.max_target_tokens)
+    streaming = data_streams(config.data)
     with accelerator.main_process_first():
-        train = tokenize_split(subsets["train"], tokenizer, *limits, num_proc=config.num_proc)
+        train = None if streaming else tokenize_split(subsets["train"], tokenizer, *limits, num_proc=config.num_proc)
         dev = tokenize_split(subsets["validation"], tokenizer, *limits).remove_columns("length")
-    if len(train) == 0:
+    if train is not None and len(train) == 0:
         raise ValueError("No training pair fits `max_source_tokens`/`max_target_tokens`; raise the limits.")
     return TrainingData(
         # The collator pads every column it gets: the model takes ids and labels only.
-        train=train.remove_columns("length"),
-        train_lengths=example_lengths(train),
+        train=None if train is None else train.remove_columns("length"),
+        train_lengths=None if train is None else example_lengths(train),
         dev=dev,
         dev_sources=list(subsets["validation"]["source"]),
         dev_references=list(subsets["validation"]["target"]),
@@ -229,6 +229,21 @@ def build_batch_sampler(config: TrainingConfig, lengths: np.ndarray, accelerator
         world_size=accelerator.num_processes,
         min_batch_size=max(config.min_batch_size, accelerator.num_processes),
     )
+
+
+def build_train_batches(
+    config: TrainingConfig,
+    subsets: datasets.DatasetDict,
+    data: TrainingData,
+    tokenizer: PreTrainedTokenizerFast,
+    collator: DataCollatorForSeq2Seq,
+    accelerator: Accelerator,
+) -> DataLoader | StreamingBatches:
+    """This process's training batches: a stream's (``data.streaming``) or the tokenized split's loader."""
+    if data.train is None:
+        rank, processes = accelerator.process_index, accelerator.num_processes
+        return build_streaming_batches(config, subsets["train"], tokenizer, collator, rank, processes)
+    return build_train_loader(config, data, collator, accelerator)
 
 
 def build_train_loader(

@@ -23,7 +23,7 @@ import re
 import shutil
 import socket
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from ..atomic import atomic_write_json, atomic_write_text, read_json_file
 
@@ -65,6 +65,47 @@ def checkpoint_dir(checkpoints_root: Path, step: int) -> Path:
 def rng_state_file(process_index: int) -> str:
     """accelerate's per-process random-number state file name."""
     return f"random_states_{process_index}.pkl"
+
+
+def stream_state_file(process_index: int) -> str:
+    """A streaming run's per-process position in its stream (``hf_attn.streaming``), JSON."""
+    return f"stream_state_{process_index}.json"
+
+
+class ResumableStream(Protocol):
+    """What a checkpoint saves of a streaming run's batches: a plain-data position (``StreamingBatches``)."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def save_stream_position(checkpoint: Path, process_index: int, stream: ResumableStream | None) -> None:
+    """Write this process's stream position into ``checkpoint`` (nothing for a map-style run)."""
+    if stream is not None:
+        atomic_write_json(checkpoint / stream_state_file(process_index), stream.state_dict())
+
+
+def restore_stream_position(checkpoint: Path, process_index: int, stream: ResumableStream | None) -> None:
+    """Make ``stream`` continue where the checkpoint's run stopped; refuse a checkpoint of the other kind of run."""
+    path = checkpoint / stream_state_file(process_index)
+    if stream is None:
+        if any(checkpoint.glob(stream_state_file("*"))):
+            raise CheckpointError(
+                f"{checkpoint} was written by a run with `data.streaming: true`; resume it with the same `data`, "
+                "or start over (--no-resume)."
+            )
+        return
+    if not path.is_file():
+        raise CheckpointError(
+            f"{checkpoint} has no {path.name}: it was not written by a streaming run (`data.streaming: true`) "
+            "with this process count, so the stream cannot continue where it stopped; resume it with the same "
+            "`data` and processes, or start over (--no-resume)."
+        )
+    try:
+        stream.load_state_dict(read_json_file(path))
+    except ValueError as error:
+        raise CheckpointError(f"Cannot resume {path}: {error}.") from None
 
 
 def mark_latest(checkpoints_root: Path, checkpoint: Path) -> None:

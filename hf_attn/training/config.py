@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from transformers import PreTrainedConfig
 
-from ..data import check_data_spec
+from ..data import check_data_spec, data_streams
 from ..models import RNNSeq2SeqConfig, TransformerSeq2SeqConfig
 from ..models.config_validation import (
     require_bool,
@@ -127,6 +127,12 @@ class TrainingConfig:
         self._check_model_block()
         if self.data is not None:
             check_data_spec(self.data)
+        if data_streams(self.data) and self.max_steps is None:
+            raise ValueError(
+                "`data.streaming: true` needs a step budget: set `max_steps`. A stream has no length and each process "
+                "starts its next pass over its part when that part ends, at different steps, so `num_epochs` cannot "
+                "end a streaming run."
+            )
         if self.num_proc is not None:
             require_positive_int("num_proc", self.num_proc)
         for name in (

@@ -53,13 +53,14 @@ from ..evaluation import corpus_scores
 from ..generation import model_position_limit, translate
 from ..models.seq2seq_utils import seq2seq_lm_loss
 from ..plotting import plot_learning_curves
+from ..streaming import StreamingBatches
 from .averaging import average_checkpoints, last_checkpoints
 from .builders import (
     build_collator,
     build_model,
     build_optimizer,
     build_scheduler,
-    build_train_loader,
+    build_train_batches,
     build_training_data,
     has_accelerator,
     load_corpus,
@@ -84,6 +85,8 @@ from .checkpointing import (
     prune_checkpoints,
     read_progress,
     read_rng_state,
+    restore_stream_position,
+    save_stream_position,
     unlock_output_dir,
 )
 from .config import TrainingConfig
@@ -221,8 +224,10 @@ class TrainingRun:
         self.train_data, self.dev_data = data.train, data.dev
         self.dev_sources, self.dev_references = data.dev_sources, data.dev_references
         self.collator = build_collator(self.tokenizer)
-        self.loader = build_train_loader(config, data, self.collator, self.accelerator)
-        self.sampler: TokenBatchSampler = self.loader.batch_sampler
+        self.loader = build_train_batches(config, corpus, data, self.tokenizer, self.collator, self.accelerator)
+        # A stream carries its own position (saved with each checkpoint); a map-style loader has a batch plan.
+        self.stream: StreamingBatches | None = self.loader if isinstance(self.loader, StreamingBatches) else None
+        self.sampler: TokenBatchSampler | None = None if self.stream is not None else self.loader.batch_sampler
 
         model = build_model(config, self.tokenizer)
         # Saved with every checkpoint: the tokenizer's limit is then the model's, not a default that warns wrongly.
@@ -270,7 +275,7 @@ class TrainingRun:
             TrainingProgress().load_state_dict(progress)
         except ValueError as error:
             raise CheckpointError(f"{checkpoint / PROGRESS_FILE} is damaged: {error}.") from None
-        check_model_weights(checkpoint, self.model.state_dict())
+        check_model_weights(checkpoint, self.unwrapped_model.state_dict())  # DDP prefixes `module.`
         for name in (OPTIMIZER_FILE, SCHEDULER_FILE):
             load_plain_data(checkpoint / name)
         _, rng_problem = read_rng_state(checkpoint, self.accelerator.process_index)
@@ -282,6 +287,7 @@ class TrainingRun:
                     "to continue anyway with fresh random states, or --no-resume to start over."
                 )
             logger.warning("Resuming %s inexactly (allowed): %s; random states start fresh.", checkpoint, rng_problem)
+        restore_stream_position(checkpoint, self.accelerator.process_index, self.stream)
         try:
             self.accelerator.load_state(str(checkpoint))
         except Exception as error:
@@ -331,7 +337,8 @@ class TrainingRun:
         ) as bar:
             stopped_because = self._stop_reason()
             while stopped_because is None and progress.epoch < config.num_epochs:
-                self.sampler.set_epoch(progress.epoch, skip_batches=progress.batches_in_epoch)
+                if self.sampler is not None:  # a stream resumes from its own saved position, epoch after epoch
+                    self.sampler.set_epoch(progress.epoch, skip_batches=progress.batches_in_epoch)
                 batches = iter(self.loader)
                 while stopped_because is None and (window := list(islice(batches, config.gradient_accumulation_steps))):
                     started = time.perf_counter()
@@ -496,6 +503,7 @@ class TrainingRun:
                 staging.mkdir(parents=True)
             accelerator.wait_for_everyone()
             accelerator.save_state(str(staging))
+            save_stream_position(staging, accelerator.process_index, self.stream)
             if accelerator.is_main_process:
                 atomic_write_json(staging / PROGRESS_FILE, self.progress.state_dict())
             accelerator.wait_for_everyone()

@@ -8,6 +8,12 @@ records the wall time and the process's peak RSS after each stage; the last stag
 first optimizer update. It runs in a fresh process per measurement (``python -m
 research.benchmark.data_scaling``), so peak RSS belongs to one run, and only uses names the
 plugin had before this benchmark existed, so the same driver measures an older checkout.
+
+With ``--streaming`` (:func:`measure_streaming_stages`) the same run reads its training pairs
+as a stream (``data.streaming: true``, hf_attn.streaming): the corpus is never tokenized up
+front, so the stages are read, tokenizer, first update (one pool of ``shuffle_buffer`` pairs
+read, tokenized and batched, then one update) and five more pools streamed; its peak RSS
+should not depend on N, nor grow as the stream advances.
 """
 
 from __future__ import annotations
@@ -102,62 +108,82 @@ def tree_pss_mb(pid: int) -> tuple[float, float]:
     return total, anon
 
 
+def tiny_run_config(data: str, output_dir: Path, vocab_size: int, extra: tuple[str, ...] = ()):
+    """The ``transformer_small`` preset shrunk to a tiny model (the data stages, not the model, are measured)."""
+    from hf_attn.training.config import load_training_config
+
+    model = ("d_model=32", "encoder_layers=1", "decoder_layers=1", "encoder_ffn_dim=64", "decoder_ffn_dim=64")
+    overrides = [f"data={data}", f"output_dir={output_dir}", f"vocab_size={vocab_size}", *extra]
+    return load_training_config("transformer_small", overrides + [f"model.{setting}" for setting in model])
+
+
+class StageTimer:
+    """Runs named stages in order, printing each one's wall time and peak memory after it (JSON).
+
+    ``peak_rss_mb`` is this process alone; ``tree_peak_pss_mb`` counts forked ``num_proc`` workers too
+    (:class:`TreeMemory`).
+    """
+
+    def __init__(self) -> None:
+        self.stages: list[dict[str, float | str]] = []
+        self.results: dict[str, object] = {}
+
+    def __call__(self, name: str, work: Callable[[], object]) -> object:
+        start = time.perf_counter()
+        with TreeMemory() as memory:
+            self.results[name] = work()
+        row = {
+            "stage": name,
+            "seconds": round(time.perf_counter() - start, 2),
+            "peak_rss_mb": round(peak_rss_mb()),
+            "tree_peak_pss_mb": round(memory.peak_mb),
+            "tree_peak_anon_pss_mb": round(memory.peak_anon_mb),
+        }
+        self.stages.append(row)
+        print(json.dumps(row), flush=True)
+        return self.results[name]
+
+
+def one_update(model, batch) -> float:
+    """One AdamW update of ``model`` on ``batch``; the loss."""
+    import torch
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    loss = model(**batch).loss
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+def _builders():
+    """``hf_attn.training.builders``, or ``setup`` in a checkout from before the rename (measured with --plugin)."""
+    try:
+        from hf_attn.training import builders
+    except ImportError:
+        from hf_attn.training import setup as builders
+    return builders
+
+
 def measure_stages(
     data: Path, output_dir: Path, vocab_size: int = 8000, num_proc: int | None = None
 ) -> list[dict[str, float | str]]:
-    """Wall time and peak RSS after each preparation stage of a tiny-model run on ``data``, up to one update.
+    """Wall time and peak memory after each preparation stage of a tiny-model run on ``data``, up to one update.
 
-    ``num_proc`` tokenizes the training split in that many processes (the config's ``num_proc``);
-    ``tree_peak_pss_mb`` then counts them too (:class:`TreeMemory`), where ``peak_rss_mb`` is this
-    process alone.
+    ``num_proc`` tokenizes the training split in that many processes (the config's ``num_proc``).
     """
-    import torch
     from accelerate import Accelerator
     from transformers import DataCollatorForSeq2Seq
 
     from hf_attn.batching import TokenBatchSampler
-    from hf_attn.training.config import load_training_config
 
-    try:
-        from hf_attn.training import builders
-    except ImportError:  # a checkout from before training/setup.py became builders.py (measured with --plugin)
-        from hf_attn.training import setup as builders
+    builders = _builders()
     build_model, example_lengths, load_corpus = builders.build_model, builders.example_lengths, builders.load_corpus
     prepare_tokenizer, tokenize_split = builders.prepare_tokenizer, builders.tokenize_split
 
-    config = load_training_config(
-        "transformer_small",
-        [
-            f"data={data}",
-            f"output_dir={output_dir}",
-            f"vocab_size={vocab_size}",
-            "model.d_model=32",
-            "model.encoder_layers=1",
-            "model.decoder_layers=1",
-            "model.encoder_ffn_dim=64",
-            "model.decoder_ffn_dim=64",
-            *([f"num_proc={num_proc}"] if num_proc else []),
-        ],
-    )
+    config = tiny_run_config(str(data), output_dir, vocab_size, extra=(f"num_proc={num_proc}",) if num_proc else ())
     accelerator = Accelerator(cpu=True)
-    stages: list[dict[str, float | str]] = []
-    state: dict[str, object] = {}
-
-    def stage(name: str, work: Callable[[], object]) -> None:
-        start = time.perf_counter()
-        with TreeMemory() as memory:
-            state[name] = work()
-        stages.append(
-            {
-                "stage": name,
-                "seconds": round(time.perf_counter() - start, 2),
-                "peak_rss_mb": round(peak_rss_mb()),
-                "tree_peak_pss_mb": round(memory.peak_mb),
-                "tree_peak_anon_pss_mb": round(memory.peak_anon_mb),
-            }
-        )
-        print(json.dumps(stages[-1]), flush=True)
-
+    stage = StageTimer()
+    state = stage.results
     limits = (config.max_source_tokens, config.max_target_tokens)
     stage("read", lambda: load_corpus(config))
     corpus = state["read"]
@@ -176,15 +202,51 @@ def measure_stages(
             train = train.remove_columns("length")
         collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, return_tensors="pt")
         batch = collator([train[i] for i in next(iter(sampler))])
-        model = build_model(config, tokenizer)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        loss = model(**batch).loss
-        loss.backward()
-        optimizer.step()
-        return float(loss.detach())
+        return one_update(build_model(config, tokenizer), batch)
 
     stage("first update", first_update)
-    return stages
+    return stage.stages
+
+
+# Pools of `shuffle_buffer` pairs the streaming measurement reads past the first update: RSS must not grow with them.
+STREAMED_POOLS = 5
+
+
+def measure_streaming_stages(
+    data: Path, validation: Path, output_dir: Path, vocab_size: int = 8000, tokenizer: Path | None = None
+) -> list[dict[str, float | str]]:
+    """:func:`measure_stages` for ``data.streaming: true``: read (lazily), tokenizer, first update from the stream,
+    then the batches of :data:`STREAMED_POOLS` more pools (tokenized and packed, no updates). With ``tokenizer``
+    that one is loaded instead of a BPE trained (the stream's own stages alone)."""
+    from accelerate import Accelerator
+    from transformers import DataCollatorForSeq2Seq
+
+    from hf_attn.streaming import build_streaming_batches
+    from hf_attn.training.builders import build_model, load_corpus, prepare_tokenizer
+
+    spec = f"{{streaming: true, splits: {{train: '{data}', validation: '{validation}'}}}}"
+    extra = ("max_steps=1", *([f"tokenizer={tokenizer}"] if tokenizer else []))
+    config = tiny_run_config(spec, output_dir, vocab_size, extra=extra)
+    accelerator = Accelerator(cpu=True)
+    stage = StageTimer()
+    corpus = stage("read", lambda: load_corpus(config))
+    tokenizer = stage("tokenizer", lambda: prepare_tokenizer(config, corpus, accelerator))
+
+    collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, return_tensors="pt")
+    batches = build_streaming_batches(config, corpus["train"], tokenizer, collator, rank=0, world_size=1)
+    stream = iter(batches)
+    stage("first update", lambda: one_update(build_model(config, tokenizer), next(stream)))
+
+    def read_on(pools: int) -> int:
+        """Batches formed while the stream moves through ``pools`` more pools, or to the end of its epoch."""
+        count, start = 0, batches.position
+        while batches.position.epoch == start.epoch and batches.position.pool < start.pool + pools:
+            next(stream)
+            count += 1
+        return count
+
+    stage(f"next {STREAMED_POOLS} pools", lambda: read_on(STREAMED_POOLS))
+    return stage.stages
 
 
 def main() -> None:
@@ -193,15 +255,16 @@ def main() -> None:
     parser.add_argument("output_dir", type=Path)
     parser.add_argument("--vocab-size", type=int, default=8000)
     parser.add_argument("--num-proc", type=int, help="processes that tokenize the training split (default: one)")
+    parser.add_argument("--streaming", type=Path, metavar="VALIDATION_TSV", help="stream DATA, evaluating on this file")
+    parser.add_argument("--tokenizer", type=Path, help="with --streaming: load this tokenizer instead of training BPE")
     args = parser.parse_args()
-    stages = measure_stages(args.data, args.output_dir, args.vocab_size, args.num_proc)
-    total = {
-        "stage": "total",
-        "seconds": round(sum(float(s["seconds"]) for s in stages), 2),
-        "peak_rss_mb": max(s["peak_rss_mb"] for s in stages),
-        "tree_peak_pss_mb": max(s["tree_peak_pss_mb"] for s in stages),
-        "tree_peak_anon_pss_mb": max(s["tree_peak_anon_pss_mb"] for s in stages),
-    }
+    if args.streaming:
+        stages = measure_streaming_stages(args.data, args.streaming, args.output_dir, args.vocab_size, args.tokenizer)
+    else:
+        stages = measure_stages(args.data, args.output_dir, args.vocab_size, args.num_proc)
+    total = {"stage": "total", "seconds": round(sum(float(s["seconds"]) for s in stages), 2)}
+    for key in ("peak_rss_mb", "tree_peak_pss_mb", "tree_peak_anon_pss_mb"):
+        total[key] = max(s[key] for s in stages)
     print(json.dumps(total))
 
 
