@@ -1,6 +1,7 @@
 """Load-test `hf-attn serve` on 127.0.0.1: K clients for T seconds vs one-at-a-time serving and offline batches.
 
-Thin entry point over research.benchmark.load_test; run it on an otherwise idle machine.
+Thin entry point over research.benchmark.load_test; the references run in the same run, so ratios hold
+even on a busy machine, but absolute numbers want an idle one.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--max-requests", type=int, default=20000, help="request budget per setting")
     parser.add_argument("--num-beams", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=0, help="the batching server's threads per engine call")
+    parser.add_argument("--parallel-batches", type=int, default=1, help="the batching server's engine calls at once")
+    parser.add_argument(
+        "--reference-threads",
+        default="0",
+        help="comma-separated thread counts for the one-at-a-time server and offline batches; the best is the "
+        "reference (default: 0, the engine's choice)",
+    )
     args = parser.parse_args()
     with open(args.sentences, encoding="utf-8") as stream:
         sentences = [line.strip() for line in stream if line.strip()]
@@ -35,6 +44,9 @@ def main() -> int:
         seconds=args.seconds,
         max_requests=args.max_requests,
         num_beams=args.num_beams,
+        threads=args.threads,
+        parallel_batches=args.parallel_batches,
+        reference_threads=tuple(int(value) for value in args.reference_threads.split(",")),
     )
     for row in rows:
         print(json.dumps(row))
