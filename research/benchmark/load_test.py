@@ -4,7 +4,7 @@ Each client holds one keep-alive connection (as an HTTP client library's session
 sends one sentence per request, in a loop, until the time or the request budget is spent. The
 references are measured in the same run, at each thread count asked for (the best one is the
 reference): a server that decodes one request at a time, and the same engine translating the
-same sentences offline in length-sorted batches of 32 (what ``hf-attn translate`` does). Each
+same sentences (the first 1,024) offline in length-sorted batches of 32 (what ``hf-attn translate`` does). Each
 row also gives the CPU seconds of the server and of the client process (they share the cores),
 and the batching server's own account of its batches (``GET /stats``).
 """
@@ -184,31 +184,30 @@ def load_test(
     seconds: float,
     max_requests: int,
     num_beams: int,
-    threads: int = 0,
-    parallel_batches: int = 1,
+    batching: tuple[tuple[int, int], ...] = ((0, 1),),
     reference_threads: tuple[int, ...] = (0,),
 ) -> list[dict]:
-    """Rows for the batching server and every reference, then the two ratios against the best references."""
-    rows, one_at_a_time, offline = [], [], []
-    for reference in reference_threads:
-        label = f"one request at a time (max batch 1, threads {reference})"
-        extra = ["--max-batch", "1", "--max-wait-ms", "0", "--threads", str(reference)]
+    """Rows for each batching server (threads, parallel batches) and every reference, each with its two ratios.
+
+    The ratios are against the best one-at-a-time server and the best offline run over ``reference_threads``.
+    """
+    rows, one_at_a_time, offline, batched = [], [], [], []
+    for threads in reference_threads:
+        label = f"one request at a time (max batch 1, threads {threads})"
+        extra = ["--max-batch", "1", "--max-wait-ms", "0", "--threads", str(threads)]
         rows.append(_serve_and_load(model, engine, extra, sentences, clients, seconds, max_requests, num_beams, label))
         one_at_a_time.append(rows[-1]["sentences_per_s"])
-    label = f"dynamic batching ({clients} clients, threads {threads}, parallel batches {parallel_batches})"
-    extra = ["--threads", str(threads), "--parallel-batches", str(parallel_batches)]
-    batching = _serve_and_load(model, engine, extra, sentences, clients, seconds, max_requests, num_beams, label)
-    rows.append(batching)
-    offline_sentences = sentences[: max(64, min(len(sentences), 512))]
-    for reference in reference_threads:
-        rate = offline_throughput(model, engine, offline_sentences, num_beams, reference)
-        rows.append({"setting": f"offline batches of 32 (threads {reference})", "sentences_per_s": round(rate, 2)})
+    for threads, parallel in batching:
+        label = f"dynamic batching ({clients} clients, threads {threads}, parallel batches {parallel})"
+        extra = ["--threads", str(threads), "--parallel-batches", str(parallel)]
+        rows.append(_serve_and_load(model, engine, extra, sentences, clients, seconds, max_requests, num_beams, label))
+        batched.append(rows[-1])
+    offline_sentences = sentences[:1024]
+    for threads in reference_threads:
+        rate = offline_throughput(model, engine, offline_sentences, num_beams, threads)
+        rows.append({"setting": f"offline batches of 32 (threads {threads})", "sentences_per_s": round(rate, 2)})
         offline.append(rate)
-    rows.append(
-        {
-            "setting": "ratios against the best reference",
-            "vs_one_at_a_time": round(batching["sentences_per_s"] / max(one_at_a_time), 2),
-            "vs_offline": round(batching["sentences_per_s"] / max(offline), 2),
-        }
-    )
+    for row in batched:
+        row["vs_one_at_a_time"] = round(row["sentences_per_s"] / max(one_at_a_time), 2)
+        row["vs_offline"] = round(row["sentences_per_s"] / max(offline), 2)
     return rows
