@@ -147,7 +147,13 @@ def _run_average(args: argparse.Namespace) -> int:
 
 
 def _add_translate(subparsers: argparse._SubParsersAction) -> None:
-    from .decoding_cli import IntermixedArgumentParser, add_decoding_arguments, add_output_arguments, run_translate
+    from .decoding_cli import (
+        IntermixedArgumentParser,
+        add_decoding_arguments,
+        add_output_arguments,
+        add_threads_argument,
+        run_translate,
+    )
 
     parser = subparsers.add_parser(
         "translate",
@@ -162,6 +168,7 @@ def _add_translate(subparsers: argparse._SubParsersAction) -> None:
     add_decoding_arguments(parser)
     add_output_arguments(parser)
     _add_engine_argument(parser)
+    add_threads_argument(parser)
     parser.set_defaults(handler=run_translate)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .decoding import DecodingOptions, SourceTranslations
+from .models.config_validation import require_non_negative_int, require_positive_int
 from .scoring import SentenceScore
 
 ENGINES = ("torch", "ctranslate2")
@@ -35,9 +36,13 @@ class TorchEngine:
 
     name = "torch"
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, *, threads: int = 0) -> None:
+        import torch
+
         from .inference import load_model_and_tokenizer
 
+        if threads:
+            torch.set_num_threads(threads)  # process-wide: torch has no per-model thread pool
         self.model, self.tokenizer = load_model_and_tokenizer(folder)
         self.model_type = self.model.config.model_type
 
@@ -57,15 +62,15 @@ class TorchEngine:
 
 
 class CTranslate2Engine:
-    """An exported CTranslate2 folder (the Transformer only)."""
+    """An exported CTranslate2 folder (the Transformer only); ``parallel`` batches may run at once, one per thread."""
 
     name = "ctranslate2"
     model_type = "transformer_seq2seq"
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, *, threads: int = 0, parallel: int = 1) -> None:
         from .deploy.ctranslate2_translate import CTranslate2Model
 
-        self.model = CTranslate2Model(folder)
+        self.model = CTranslate2Model(folder, intra_threads=threads, inter_threads=parallel)
 
     def decode(
         self, sources: Sequence[str], options: DecodingOptions, *, batch_size: int = 32
@@ -78,13 +83,23 @@ class CTranslate2Engine:
         return self.model.score(sources, targets, batch_size=batch_size, per_token=per_token)
 
 
-def load_engine(folder: str | Path, engine: str = "torch") -> Engine:
-    """The engine ``engine`` on ``folder`` (torch also takes a Hub repo id); bad names are errors that name them."""
+def load_engine(folder: str | Path, engine: str = "torch", *, threads: int = 0, parallel: int = 1) -> Engine:
+    """The engine ``engine`` on ``folder`` (torch also takes a Hub repo id); bad names are errors that name them.
+
+    ``threads`` per engine call (0: the engine's default, all cores); ``parallel`` engine calls at
+    once (CTranslate2's ``inter_threads``; torch decodes one batch at a time).
+    """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}.")
+    require_non_negative_int("threads", threads)
+    require_positive_int("parallel", parallel)
+    if engine == "torch" and parallel != 1:
+        raise ValueError(f"parallel {parallel} needs the ctranslate2 engine: torch decodes one batch at a time.")
     if engine == "ctranslate2" and not Path(folder).is_dir():
         raise ValueError(f"model folder {str(folder)!r} does not exist (or is not a folder).")
-    return TorchEngine(folder) if engine == "torch" else CTranslate2Engine(folder)
+    if engine == "torch":
+        return TorchEngine(folder, threads=threads)
+    return CTranslate2Engine(folder, threads=threads, parallel=parallel)
 
 
 def engine_info(engine: Engine, folder: str | Path) -> dict[str, Any]:

@@ -116,6 +116,10 @@ def test_concurrent_requests_each_get_their_own_answer(server):
     # unbatched ones: an untrained model's near-tied logits flip under padding noise.)
     for index, text in enumerate(texts):
         assert answers[index]["results"][0]["source"] == text and answers[index]["results"][0]["translations"]
+    status, stats = request(server.url + "/stats")
+    transformer = stats["models"]["transformer"]
+    assert status == 200 and transformer["texts"] >= len(texts) and transformer["batches"] <= transformer["texts"]
+    assert transformer["largest_batch"] >= 1 and 0 < transformer["engine_busy"] <= 1
 
 
 @pytest.mark.parametrize(

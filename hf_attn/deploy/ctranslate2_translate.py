@@ -26,7 +26,8 @@ class CTranslate2Model:
     """An ``hf-attn export --format ctranslate2`` folder: CTranslate2's ``Translator`` and our tokenizer.
 
     ``compute_type="default"`` runs the weights as they were exported (int8 stays int8 on CPU);
-    ``intra_threads=0`` lets CTranslate2 pick its thread count. ``tokenizer`` replaces the saved one
+    ``intra_threads=0`` lets CTranslate2 pick its thread count (per batch); ``inter_threads``
+    batches may run at once, each called from its own thread. ``tokenizer`` replaces the saved one
     for a folder CTranslate2's own converter wrote from another model (its tokenizer is not ours).
     """
 
@@ -37,6 +38,7 @@ class CTranslate2Model:
         device: str = "cpu",
         compute_type: str = "default",
         intra_threads: int = 0,
+        inter_threads: int = 1,
         tokenizer: PreTrainedTokenizerBase | None = None,
     ) -> None:
         metadata = require_export(folder, "ctranslate2")
@@ -49,7 +51,11 @@ class CTranslate2Model:
         # Another model's tokenizer (a converted Marian teacher's) is passed in; ours is saved with the export.
         self.tokenizer = load_tokenizer(folder) if tokenizer is None else tokenizer
         self.translator = ctranslate2.Translator(
-            self.folder, device=device, compute_type=compute_type, intra_threads=intra_threads
+            self.folder,
+            device=device,
+            compute_type=compute_type,
+            intra_threads=intra_threads,
+            inter_threads=inter_threads,
         )
         convert_source = getattr(self.tokenizer, "convert_source_ids_to_tokens", self.tokenizer.convert_ids_to_tokens)
         self._source_tokens = convert_source

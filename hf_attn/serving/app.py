@@ -1,4 +1,4 @@
-"""The FastAPI application: /translate, /score, /health, /info and the page at /.
+"""The FastAPI application: /translate, /score, /health, /info, /stats and the page at /.
 
 Every error a client can cause is a 4xx whose body names the problem (the field, the limit);
 anything else is a 500 with a one-line message, never a traceback.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import platform
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -37,6 +36,7 @@ class ServerLimits:
     max_chars: int = 2000
     max_batch: int = 64
     max_wait: float = 0.01
+    parallel_batches: int = 1  # engine calls at once (CTranslate2 only: its inter_threads)
 
 
 class _Strict(BaseModel):
@@ -112,19 +112,29 @@ def _validation_message(error: RequestValidationError) -> str:
 
 
 def create_app(models: list[tuple[str, Engine]], limits: ServerLimits | None = None) -> FastAPI:
-    """The app serving ``models`` (folder, engine) pairs; each model gets its own batcher and worker thread."""
+    """The app serving ``models`` (folder, engine) pairs; each model gets its own batcher and worker thread(s)."""
     limits = limits or ServerLimits()
     served: dict[str, ServedModel] = {}
     for folder, engine in models:
+        if limits.parallel_batches > 1 and engine.name != "ctranslate2":
+            raise ValueError(
+                f"parallel_batches {limits.parallel_batches} needs the ctranslate2 engine: a {engine.name} model "
+                "decodes one batch at a time."
+            )
         name = Path(folder).name or folder
         if name in served:
             name = f"{name}-{len(served) + 1}"
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"decode-{name}")
 
         def decode(texts: list[str], options: DecodingOptions, engine: Engine = engine) -> Any:
             return engine.decode(texts, options, batch_size=limits.max_batch)
 
-        batcher = DynamicBatcher(decode, executor, max_batch=limits.max_batch, max_wait=limits.max_wait)
+        batcher = DynamicBatcher(
+            decode,
+            max_batch=limits.max_batch,
+            max_wait=limits.max_wait,
+            workers=limits.parallel_batches,
+            name=name,
+        )
         served[name] = ServedModel(name, str(folder), engine, batcher)
 
     @asynccontextmanager
@@ -134,7 +144,6 @@ def create_app(models: list[tuple[str, Engine]], limits: ServerLimits | None = N
         yield
         for model in served.values():
             await model.batcher.stop()
-            model.batcher.executor.shutdown(wait=True)
 
     app = FastAPI(title="hf_attn", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -172,9 +181,19 @@ def create_app(models: list[tuple[str, Engine]], limits: ServerLimits | None = N
 
         return {
             "models": [{"name": m.name, **engine_info(m.engine, m.folder)} for m in served.values()],
-            "limits": {"max_texts": limits.max_texts, "max_chars": limits.max_chars, "max_batch": limits.max_batch},
+            "limits": {
+                "max_texts": limits.max_texts,
+                "max_chars": limits.max_chars,
+                "max_batch": limits.max_batch,
+                "parallel_batches": limits.parallel_batches,
+            },
             "versions": {"hf_attn": version, "python": platform.python_version(), **_library_versions()},
         }
+
+    @app.get("/stats")
+    async def stats() -> dict[str, Any]:
+        """Batches formed and engine time per model since the start: what to read when tuning batching."""
+        return {"models": {m.name: m.batcher.stats.to_json(m.batcher.workers) for m in served.values()}}
 
     @app.post("/translate")
     async def translate(request: TranslateRequest) -> dict[str, Any]:

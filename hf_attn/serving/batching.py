@@ -1,15 +1,18 @@
 """Dynamic batching: concurrent requests with the same decoding options share one engine call.
 
-A request waits at most ``max_wait`` seconds for others to join it, and a batch holds at
-most ``max_batch`` texts, so one client pays little latency while many clients get the
-throughput of batched decoding. The engine runs on one worker thread, one batch at a time
-(neither engine is safe to call from two threads at once, and two calls would only contend
-for the same cores).
+A request waits at most ``max_wait`` seconds (from its arrival) for others to join it, and a
+batch holds at most ``max_batch`` texts, so one client pays little latency while many clients
+get the throughput of batched decoding. A batch is collected only once an engine worker is
+free: while the engine works, requests pile up and the next batch takes them all at once
+(they have waited longer than ``max_wait`` already, so it does not wait again). ``workers``
+engine calls run at once: 1 for torch (a model is not called from two threads at once);
+CTranslate2 runs as many batches in parallel as its ``inter_threads``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,68 +27,132 @@ Decode = Callable[[list[str], DecodingOptions], list[SourceTranslations]]
 class _Request:
     texts: list[str]
     options: DecodingOptions
+    arrived: float
     future: asyncio.Future = field(repr=False)
 
 
-class DynamicBatcher:
-    """Queue translation requests; a background task groups them into engine calls."""
+@dataclass
+class BatchingStats:
+    """What the batcher did since the server started: the numbers to read when tuning ``max_batch`` and threads."""
 
-    def __init__(self, decode: Decode, executor: ThreadPoolExecutor, *, max_batch: int, max_wait: float) -> None:
+    started: float = field(default_factory=time.monotonic)
+    batches: int = 0
+    texts: int = 0
+    largest_batch: int = 0
+    engine_seconds: float = 0.0
+
+    def record(self, texts: int, seconds: float) -> None:
+        self.batches += 1
+        self.texts += texts
+        self.largest_batch = max(self.largest_batch, texts)
+        self.engine_seconds += seconds
+
+    def to_json(self, workers: int) -> dict[str, Any]:
+        """``engine_busy`` is the share of the workers' time spent in engine calls (1.0: always decoding)."""
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        return {
+            "batches": self.batches,
+            "texts": self.texts,
+            "mean_batch": round(self.texts / self.batches, 2) if self.batches else 0.0,
+            "largest_batch": self.largest_batch,
+            "engine_seconds": round(self.engine_seconds, 3),
+            "engine_busy": round(self.engine_seconds / (elapsed * workers), 3),
+            "workers": workers,
+        }
+
+
+class DynamicBatcher:
+    """Queue translation requests; a background task groups them into engine calls on ``workers`` threads."""
+
+    def __init__(self, decode: Decode, *, max_batch: int, max_wait: float, workers: int = 1, name: str = "") -> None:
         self._decode = decode
-        self.executor = executor
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"decode-{name}")
         self.max_batch = max_batch
         self.max_wait = max_wait
+        self.workers = workers
+        self.stats = BatchingStats()
         self._queue: asyncio.Queue[_Request] = asyncio.Queue()
         self._task: asyncio.Task | None = None
+        self._in_flight: set[asyncio.Task] = set()
 
     def start(self) -> None:
+        self.stats = BatchingStats()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        """Stop collecting; the batches already handed to the engine are answered first."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
+        self.executor.shutdown(wait=True)
 
     async def translate(self, texts: list[str], options: DecodingOptions) -> list[SourceTranslations]:
-        future = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Request(texts, options, future))
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        await self._queue.put(_Request(texts, options, loop.time(), future))
         return await future
 
     async def _collect(self) -> list[_Request]:
-        """The first waiting request and those that arrive within ``max_wait``, up to ``max_batch`` texts."""
+        """The first waiting request and those that arrive by its ``max_wait`` deadline, up to ``max_batch`` texts.
+
+        Requests already queued join at once; the batch waits for more only while its first
+        request is younger than ``max_wait``.
+        """
         loop = asyncio.get_running_loop()
         batch = [await self._queue.get()]
-        count, deadline = len(batch[0].texts), loop.time() + self.max_wait
+        count, deadline = len(batch[0].texts), batch[0].arrived + self.max_wait
         while count < self.max_batch:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                request = await asyncio.wait_for(self._queue.get(), remaining)
-            except asyncio.TimeoutError:
-                break
+            if self._queue.empty():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    request = await asyncio.wait_for(self._queue.get(), remaining)
+                except asyncio.TimeoutError:
+                    break
+            else:
+                request = self._queue.get_nowait()
             batch.append(request)
             count += len(request.texts)
         return batch
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+        free_workers = asyncio.Semaphore(self.workers)
         while True:
-            batch = await self._collect()
-            groups: dict[DecodingOptions, list[_Request]] = {}
-            for request in batch:
-                groups.setdefault(request.options, []).append(request)
-            for options, requests in groups.items():
-                texts = [text for request in requests for text in request.texts]
-                try:
-                    results: Any = await loop.run_in_executor(self.executor, self._decode, texts, options)
-                except Exception as error:  # each waiting request gets the engine's error
-                    for request in requests:
-                        if not request.future.done():
-                            request.future.set_exception(error)
-                    continue
-                start = 0
+            await free_workers.acquire()  # collect only when a worker can take the batch: meanwhile requests pile up
+            try:
+                batch = await self._collect()
+            except BaseException:
+                free_workers.release()
+                raise
+            task = asyncio.get_running_loop().create_task(self._answer(batch))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+            task.add_done_callback(lambda _: free_workers.release())
+
+    def _timed_decode(self, texts: list[str], options: DecodingOptions) -> tuple[list[SourceTranslations], float]:
+        began = time.perf_counter()
+        return self._decode(texts, options), time.perf_counter() - began
+
+    async def _answer(self, batch: list[_Request]) -> None:
+        """One engine call per set of decoding options in ``batch``; each request gets its own slice (or the error)."""
+        loop = asyncio.get_running_loop()
+        groups: dict[DecodingOptions, list[_Request]] = {}
+        for request in batch:
+            groups.setdefault(request.options, []).append(request)
+        for options, requests in groups.items():
+            texts = [text for request in requests for text in request.texts]
+            try:
+                results, seconds = await loop.run_in_executor(self.executor, self._timed_decode, texts, options)
+            except Exception as error:  # each waiting request gets the engine's error
                 for request in requests:
                     if not request.future.done():
-                        request.future.set_result(results[start : start + len(request.texts)])
-                    start += len(request.texts)
+                        request.future.set_exception(error)
+                continue
+            self.stats.record(len(texts), seconds)  # on the event loop: parallel workers never race on the counts
+            start = 0
+            for request in requests:
+                if not request.future.done():
+                    request.future.set_result(results[start : start + len(request.texts)])
+                start += len(request.texts)

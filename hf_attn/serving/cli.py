@@ -6,6 +6,8 @@ import argparse
 import contextlib
 import signal
 
+from ..decoding_cli import add_threads_argument
+
 
 def add_serve(subparsers: argparse._SubParsersAction, add_engine_argument) -> None:
     parser = subparsers.add_parser(
@@ -23,13 +25,20 @@ def add_serve(subparsers: argparse._SubParsersAction, add_engine_argument) -> No
     parser.add_argument("--max-chars", type=int, default=2000, help="characters per text (default 2000)")
     parser.add_argument("--max-batch", type=int, default=64, help="texts per engine call (default 64)")
     parser.add_argument("--max-wait-ms", type=float, default=10.0, help="how long a request waits for others (10)")
+    add_threads_argument(parser)
+    parser.add_argument(
+        "--parallel-batches",
+        type=int,
+        default=1,
+        help="engine calls at once, each with --threads threads (ctranslate2 only; default 1)",
+    )
     parser.set_defaults(handler=run_serve)
 
 
 def run_serve(args: argparse.Namespace) -> int:
     if len(args.model_dirs) > 2:
         raise ValueError(f"serve takes one or two models, got {len(args.model_dirs)}.")
-    for name in ("max_texts", "max_chars", "max_batch"):
+    for name in ("max_texts", "max_chars", "max_batch", "parallel_batches"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}.")
     if not 0 <= args.max_wait_ms < 60_000:
@@ -44,8 +53,13 @@ def run_serve(args: argparse.Namespace) -> int:
         ) from None
     from ..engines import load_engine
 
-    models = [(folder, load_engine(folder, args.engine)) for folder in args.model_dirs]
-    limits = ServerLimits(args.max_texts, args.max_chars, args.max_batch, args.max_wait_ms / 1000)
+    models = [
+        (folder, load_engine(folder, args.engine, threads=args.threads, parallel=args.parallel_batches))
+        for folder in args.model_dirs
+    ]
+    limits = ServerLimits(
+        args.max_texts, args.max_chars, args.max_batch, args.max_wait_ms / 1000, args.parallel_batches
+    )
     server = _graceful_server_class()(uvicorn.Config(create_app(models, limits), host=args.host, port=args.port))
     server.run()
     return 0
