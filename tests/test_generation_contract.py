@@ -189,12 +189,14 @@ def test_transformer_assisted_decoding_matches_greedy():
     assert torch.equal(assisted, model.generate(**settings))
 
 
-def test_rnn_refuses_assisted_decoding_with_transformers_error():
+def test_rnn_refuses_assisted_decoding_naming_why():
     """A recurrent state cannot be rolled back to before rejected draft tokens (`_is_stateful`)."""
     model = build("rnn_seq2seq")
     input_ids, attention_mask = make_padded_batch(VOCAB, batch_size=1, max_len=7)
-    with pytest.raises(ValueError, match="stateful"):
+    with pytest.raises(ValueError, match="stateful models.*rolled back.*assistant_model"):
         model.generate(input_ids=input_ids, attention_mask=attention_mask, assistant_model=build("rnn_seq2seq", seed=1))
+    with pytest.raises(ValueError, match="stateful models.*prompt_lookup_num_tokens"):
+        model.generate(input_ids=input_ids, attention_mask=attention_mask, prompt_lookup_num_tokens=2)
 
 
 @pytest.mark.parametrize("model_type", MODEL_TYPES)

@@ -21,6 +21,7 @@ This file imports only torch, transformers and sibling files, so it travels with
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -50,6 +51,9 @@ from .seq2seq_utils import (
     seq2seq_lm_output,
     shift_tokens_right,
 )
+
+# generate() options that draft tokens and verify them (assisted decoding, prompt lookup, early exit).
+DRAFTING_GENERATE_OPTIONS = ("assistant_model", "prompt_lookup_num_tokens", "assistant_early_exit")
 
 RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
@@ -227,7 +231,8 @@ class RNNSeq2SeqPreTrainedModel(HfAttnPreTrainedModel):
     main_input_name = "input_ids"
     supports_gradient_checkpointing = False
     # The decoder state is recurrent: it cannot be rolled back to an earlier step, so generation
-    # modes that draft and discard tokens (assisted decoding) are refused with transformers' error.
+    # modes that draft and discard tokens (assisted decoding) are refused (transformers reads this up
+    # to 5.24; RNNSeq2SeqForConditionalGeneration.generate refuses them itself on every release).
     _is_stateful = True
     _remote_code_auto_classes = {
         "AutoModel": "RNNSeq2SeqModel",
@@ -639,6 +644,27 @@ class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, GenerationMi
     # Copied from hf_attn.models.modeling_transformer_seq2seq.TransformerSeq2SeqForConditionalGeneration.prepare_decoder_input_ids_from_labels with Transformer->RNN  # noqa: E501
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        """``GenerationMixin.generate``, refusing the modes that draft tokens and discard the rejected ones.
+
+        A recurrent state cannot be rolled back to before rejected draft tokens. transformers up to 5.24
+        refuses this through ``_is_stateful``; 5.25 dropped that check and fails later with "Assisted
+        decoding requires a cache", which does not say why. This refusal names the cause on every release.
+        """
+        generation_config = kwargs.get("generation_config") or self.generation_config
+        drafting = [
+            name
+            for name in DRAFTING_GENERATE_OPTIONS
+            if kwargs.get(name) is not None or getattr(generation_config, name, None) is not None
+        ]
+        if drafting:
+            raise ValueError(
+                f"assisted generation is not supported with stateful models, such as {type(self).__name__}: its "
+                f"recurrent decoder state cannot be rolled back to before rejected draft tokens (got "
+                f"{', '.join(drafting)}); use greedy, beam search or sampling."
+            )
+        return super().generate(*args, **kwargs)
 
     # Copied from hf_attn.models.modeling_transformer_seq2seq.TransformerSeq2SeqForConditionalGeneration.forward with Transformer->RNN  # noqa: E501
     @can_return_tuple
