@@ -44,6 +44,7 @@ from datasets.distributed import split_dataset_by_node
 from transformers import PreTrainedTokenizerBase
 
 from .batching import plan_token_batches
+from .tokenization import encode_pairs_within_limits
 
 if TYPE_CHECKING:
     from .training.config import TrainingConfig
@@ -170,16 +171,19 @@ class StreamingBatches:
 
     def _plan_pool(self, pairs: list[dict[str, str]], epoch: int, pool: int) -> list[list[Example]]:
         """A pool's pairs tokenized, filtered by the token limits and packed into batches (a pure function)."""
-        examples = []
+        examples: list[Example] = []
+        lengths: list[int] = []
         for start in range(0, len(pairs), TOKENIZER_CHUNK):
             chunk = pairs[start : start + TOKENIZER_CHUNK]
-            encoded = self.tokenizer([p["source"] for p in chunk], text_target=[p["target"] for p in chunk])
-            examples.extend(
-                {"input_ids": source, "labels": target}
-                for source, target in zip(encoded["input_ids"], encoded["labels"])
-                if len(source) <= self.max_source_tokens and len(target) <= self.max_target_tokens
+            kept = encode_pairs_within_limits(
+                self.tokenizer,
+                [p["source"] for p in chunk],
+                [p["target"] for p in chunk],
+                self.max_source_tokens,
+                self.max_target_tokens,
             )
-        lengths = [max(len(e["input_ids"]), len(e["labels"])) for e in examples]
+            examples.extend({"input_ids": s, "labels": t} for s, t in zip(kept["input_ids"], kept["labels"]))
+            lengths.extend(kept["length"])
         key = int(np.random.SeedSequence([epoch, self.rank, pool]).generate_state(1)[0])
         plan = plan_token_batches(lengths, self.max_tokens, self.seed, key, min_batch_size=self.min_batch_size)
         return [[examples[i] for i in batch] for batch in plan]

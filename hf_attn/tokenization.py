@@ -230,6 +230,27 @@ def _wrapper_settings(backend: Tokenizer, model_max_length: int) -> dict[str, An
     }
 
 
+def encode_pairs_within_limits(
+    tokenizer: PreTrainedTokenizerBase,
+    sources: Sequence[str],
+    targets: Sequence[str],
+    max_source_tokens: int,
+    max_target_tokens: int,
+) -> dict[str, list]:
+    """``input_ids``, ``labels`` and padded ``length`` (the longer side) of the pairs within the token limits.
+
+    The one rule for which training pairs are kept, shared by the tokenized cache (map-style) and the stream.
+    """
+    encoded = tokenizer(list(sources), text_target=list(targets))
+    kept: dict[str, list] = {"input_ids": [], "labels": [], "length": []}
+    for source, target in zip(encoded["input_ids"], encoded["labels"]):
+        if len(source) <= max_source_tokens and len(target) <= max_target_tokens:
+            kept["input_ids"].append(source)
+            kept["labels"].append(target)
+            kept["length"].append(max(len(source), len(target)))
+    return kept
+
+
 def has_separate_vocabularies(tokenizer: PreTrainedTokenizerBase) -> bool:
     """Whether source and target ids come from two vocabularies (a :class:`Seq2SeqBPETokenizer`, or its remote code)."""
     return isinstance(getattr(tokenizer, "target_vocab_size", None), int)

@@ -36,6 +36,7 @@ from ..data import data_streams, first_examples, load_bible_corpus, load_data
 from ..streaming import StreamingBatches, build_streaming_batches
 from ..tokenization import (
     check_tokenizer_matches_config,
+    encode_pairs_within_limits,
     has_separate_vocabularies,
     load_tokenizer,
     model_settings_from_tokenizer,
@@ -146,14 +147,9 @@ def tokenize_split(
     )
 
     def encode(batch: dict[str, list[str]]) -> dict[str, list]:
-        encoded = tokenizer(batch["source"], text_target=batch["target"])
-        kept: dict[str, list] = {"input_ids": [], "labels": [], "length": []}
-        for source, target in zip(encoded["input_ids"], encoded["labels"]):
-            if len(source) <= max_source_tokens and len(target) <= max_target_tokens:
-                kept["input_ids"].append(source)
-                kept["labels"].append(target)
-                kept["length"].append(max(len(source), len(target)))
-        return kept
+        return encode_pairs_within_limits(
+            tokenizer, batch["source"], batch["target"], max_source_tokens, max_target_tokens
+        )
 
     return split.map(
         encode,
