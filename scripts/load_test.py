@@ -13,6 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from hf_attn.serving.cli import default_engine_threads  # noqa: E402
 from research.benchmark.load_test import load_test  # noqa: E402
 
 
@@ -37,9 +38,8 @@ def main() -> int:
     parser.add_argument("--num-beams", type=int, default=4)
     parser.add_argument(
         "--batching",
-        default="0:1",
         help="comma-separated THREADS:PARALLEL settings of the batching server (serve's --threads and "
-        "--parallel-batches), one row each (default 0:1)",
+        "--parallel-batches), one row each (default: serve's defaults for the engine)",
     )
     parser.add_argument(
         "--reference-threads",
@@ -63,7 +63,11 @@ def main() -> int:
         seconds=args.seconds,
         max_requests=args.max_requests,
         num_beams=args.num_beams,
-        batching=tuple(_threads_and_parallel(setting) for setting in args.batching.split(",")),
+        batching=(
+            tuple(_threads_and_parallel(setting) for setting in args.batching.split(","))
+            if args.batching
+            else (default_engine_threads(args.engine, None, None),)
+        ),
         reference_threads=tuple(int(value) for value in args.reference_threads.split(",")),
     )
     for row in rows:

@@ -76,6 +76,29 @@ def test_parallel_batches_run_at_once_and_answer_like_one_at_a_time(exported):
     assert [answer[0].hypotheses[0].text for answer in answers] == [result.hypotheses[0].text for result in alone]
 
 
+def test_a_backlog_is_shared_among_free_workers_instead_of_landing_on_one(exported):
+    """Closed-loop clients come back together: with two workers free, four queued texts become two calls of two."""
+    engine = load_engine(exported, "ctranslate2", threads=1, parallel=2)
+    sizes: list[int] = []
+    both_in_flight = threading.Barrier(2, timeout=60)  # broken (an error) unless the two halves overlap
+
+    def decode(texts, options):
+        sizes.append(len(texts))
+        both_in_flight.wait()
+        return engine.decode(texts, options)
+
+    async def scenario():
+        batcher = DynamicBatcher(decode, max_batch=8, max_wait=0.05, workers=2)
+        batcher.start()
+        answers = await asyncio.gather(*(batcher.translate([text], OPTIONS) for text in SENTENCES))
+        await batcher.stop()
+        return answers
+
+    answers = asyncio.run(scenario())
+    assert sizes == [2, 2]
+    assert [answer[0].source for answer in answers] == SENTENCES  # each request got its own slice, in order
+
+
 @pytest.mark.parametrize(
     ("engine", "settings", "message"),
     [
@@ -98,3 +121,13 @@ def test_serve_and_translate_refuse_bad_thread_flags_by_name(tmp_path, capsys):
     assert "--parallel-batches must be a positive integer, got 0" in capsys.readouterr().err
     assert cli_main(["translate", str(tmp_path), "x", "--engine", "ctranslate2", "--threads", "-2"]) == 2
     assert "`threads` must be" in capsys.readouterr().err
+
+
+def test_serve_defaults_to_one_single_threaded_ctranslate2_call_per_usable_core(monkeypatch):
+    from hf_attn.serving import cli as serve_cli
+
+    monkeypatch.setattr(serve_cli.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert serve_cli.default_engine_threads("ctranslate2", None, None) == (1, 3)
+    assert serve_cli.default_engine_threads("ctranslate2", None, 2) == (1, 2)
+    assert serve_cli.default_engine_threads("ctranslate2", 4, None) == (4, 1)  # threads chosen: calls one at a time
+    assert serve_cli.default_engine_threads("torch", None, None) == (0, 1)

@@ -6,13 +6,18 @@ get the throughput of batched decoding. A batch is collected only once an engine
 free: while the engine works, requests pile up and the next batch takes them all at once
 (they have waited longer than ``max_wait`` already, so it does not wait again). ``workers``
 engine calls run at once: 1 for torch (a model is not called from two threads at once);
-CTranslate2 runs as many batches in parallel as its ``inter_threads``.
+CTranslate2 runs as many batches in parallel as its ``inter_threads``. With several workers
+free, a batch takes only its share of the waiting texts and leaves the rest to the next free
+worker: otherwise closed-loop clients (answered together, back together) all land in one batch
+on one core while the other workers idle.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -72,6 +77,8 @@ class DynamicBatcher:
         self.workers = workers
         self.stats = BatchingStats()
         self._queue: asyncio.Queue[_Request] = asyncio.Queue()
+        self._left_over: deque[_Request] = deque()  # collected, then left to the next free worker; served first
+        self._idle_workers = workers
         self._task: asyncio.Task | None = None
         self._in_flight: set[asyncio.Task] = set()
 
@@ -100,10 +107,12 @@ class DynamicBatcher:
         request is younger than ``max_wait``.
         """
         loop = asyncio.get_running_loop()
-        batch = [await self._queue.get()]
+        batch = [self._left_over.popleft() if self._left_over else await self._queue.get()]
         count, deadline = len(batch[0].texts), batch[0].arrived + self.max_wait
         while count < self.max_batch:
-            if self._queue.empty():
+            if self._left_over:
+                request = self._left_over.popleft()
+            elif self._queue.empty():
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
@@ -117,19 +126,37 @@ class DynamicBatcher:
             count += len(request.texts)
         return batch
 
+    def _keep_share(self, batch: list[_Request], ways: int) -> list[_Request]:
+        """The first ``1/ways`` of ``batch``'s texts (at least one request); the rest wait, in order, for the next worker."""
+        share = math.ceil(sum(len(request.texts) for request in batch) / ways)
+        kept, count = [], 0
+        for request in batch:
+            if kept and count + len(request.texts) > share:
+                break
+            kept.append(request)
+            count += len(request.texts)
+        self._left_over.extendleft(reversed(batch[len(kept) :]))
+        return kept
+
+    def _release_worker(self, free_workers: asyncio.Semaphore) -> None:
+        self._idle_workers += 1
+        free_workers.release()
+
     async def _run(self) -> None:
         free_workers = asyncio.Semaphore(self.workers)
         while True:
             await free_workers.acquire()  # collect only when a worker can take the batch: meanwhile requests pile up
+            self._idle_workers -= 1
             try:
                 batch = await self._collect()
             except BaseException:
-                free_workers.release()
+                self._release_worker(free_workers)
                 raise
+            batch = self._keep_share(batch, ways=1 + self._idle_workers)
             task = asyncio.get_running_loop().create_task(self._answer(batch))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
-            task.add_done_callback(lambda _: free_workers.release())
+            task.add_done_callback(lambda _: self._release_worker(free_workers))
 
     def _timed_decode(self, texts: list[str], options: DecodingOptions) -> tuple[list[SourceTranslations], float]:
         began = time.perf_counter()

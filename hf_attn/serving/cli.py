@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 
 from ..decoding_cli import add_threads_argument
@@ -25,17 +26,43 @@ def add_serve(subparsers: argparse._SubParsersAction, add_engine_argument) -> No
     parser.add_argument("--max-chars", type=int, default=2000, help="characters per text (default 2000)")
     parser.add_argument("--max-batch", type=int, default=64, help="texts per engine call (default 64)")
     parser.add_argument("--max-wait-ms", type=float, default=10.0, help="how long a request waits for others (10)")
-    add_threads_argument(parser)
+    add_threads_argument(
+        parser,
+        default=None,
+        help="threads per engine call (default: 1 with ctranslate2, whose --parallel-batches use the other cores; "
+        "0, the engine's choice of all cores, with torch)",
+    )
     parser.add_argument(
         "--parallel-batches",
         type=int,
-        default=1,
-        help="engine calls at once, each with --threads threads (ctranslate2 only; default 1)",
+        default=None,
+        help="engine calls at once, each with --threads threads (ctranslate2 only; default: one per usable core "
+        "with the default --threads, else 1)",
     )
     parser.set_defaults(handler=run_serve)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask under a scheduler or taskset), not the machine's."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_engine_threads(engine: str, threads: int | None, parallel: int | None) -> tuple[int, int]:
+    """``--threads`` and ``--parallel-batches`` where not given.
+
+    CTranslate2 serves best with single-threaded calls, one per core (docs/serving.md): a small
+    model's matrix products split over threads wait at barriers, while separate calls never wait
+    for each other. Torch decodes one batch at a time.
+    """
+    if engine != "ctranslate2":
+        return (0 if threads is None else threads), (1 if parallel is None else parallel)
+    if threads is None:
+        return 1, (usable_cores() if parallel is None else parallel)
+    return threads, (1 if parallel is None else parallel)
+
+
 def run_serve(args: argparse.Namespace) -> int:
+    args.threads, args.parallel_batches = default_engine_threads(args.engine, args.threads, args.parallel_batches)
     if len(args.model_dirs) > 2:
         raise ValueError(f"serve takes one or two models, got {len(args.model_dirs)}.")
     for name in ("max_texts", "max_chars", "max_batch", "parallel_batches"):
