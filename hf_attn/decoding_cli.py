@@ -99,11 +99,10 @@ def evaluation_decoding(args: argparse.Namespace) -> tuple[int, DecodingOptions 
     return options.num_beams, None if options == plain else options
 
 
-def add_threads_argument(
-    parser: argparse.ArgumentParser,
-    default: int | None = 0,
-    help: str = "threads per engine call (default 0: the engine's choice, all cores; on a busy machine 1 can be faster)",
-) -> None:
+THREADS_HELP = "threads per engine call (default 0: the engine's choice, all cores; on a busy machine 1 can be faster)"
+
+
+def add_threads_argument(parser: argparse.ArgumentParser, default: int | None = 0, help: str = THREADS_HELP) -> None:
     parser.add_argument("--threads", type=int, default=default, help=help)
 
 

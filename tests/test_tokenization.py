@@ -10,6 +10,7 @@ import unicodedata
 from types import SimpleNamespace
 
 import datasets
+import numpy as np
 import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
@@ -21,6 +22,7 @@ from hf_attn.tokenization import (
     EOS_ID,
     PAD_ID,
     UNK_ID,
+    _rows_in_blocks,
     check_tokenizer_matches_config,
     load_tokenizer,
     model_settings_from_tokenizer,
@@ -222,3 +224,20 @@ def test_the_bpe_trains_on_a_seeded_sample_bounded_in_size():
     )
     with pytest.raises(ValueError, match="tokenizer_sample_size"):
         TrainingConfig(tokenizer_sample_size=0)
+
+
+@pytest.mark.parametrize(
+    ("total", "size", "block"), [(3000, 500, 256), (1000, 999, 256), (10_000, 1, 7), (515, 300, 8), (50_000, 900, 16)]
+)
+def test_the_tokenizer_sample_is_whole_blocks_spread_over_the_split(total, size, block):
+    """Blocks of consecutive rows keep the pages a memory-mapped corpus's sample touches proportional to the sample."""
+    rows = _rows_in_blocks(total, size, seed=3, block=block)
+    assert len(rows) == size and len(set(rows.tolist())) == size
+    assert np.all(np.diff(rows) > 0) and rows[0] >= 0 and rows[-1] < total
+    blocks_needed = -(-size // block)
+    assert len(set((rows // block).tolist())) <= blocks_needed + 1
+    assert np.array_equal(rows, _rows_in_blocks(total, size, seed=3, block=block))
+    if total // block > 4 * (blocks_needed + 1):  # enough blocks to tell seeds apart
+        assert not np.array_equal(rows, _rows_in_blocks(total, size, seed=4, block=block))
+    if blocks_needed >= 50:  # many blocks: they spread over the split instead of bunching at its start
+        assert rows[0] < total // 10 and rows[-1] > total - total // 10

@@ -127,7 +127,7 @@ class DynamicBatcher:
         return batch
 
     def _keep_share(self, batch: list[_Request], ways: int) -> list[_Request]:
-        """The first ``1/ways`` of ``batch``'s texts (at least one request); the rest wait, in order, for the next worker."""
+        """The first ``1/ways`` of ``batch``'s texts (at least one request); the rest wait, in order, for a worker."""
         share = math.ceil(sum(len(request.texts) for request in batch) / ways)
         kept, count = [], 0
         for request in batch:
