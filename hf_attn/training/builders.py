@@ -14,6 +14,7 @@ import logging
 import resource
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import datasets
 import numpy as np
@@ -32,6 +33,7 @@ from transformers import (
 
 from ..atomic import atomic_directory
 from ..batching import TokenBatchSampler
+from ..bpe_dropout import BPEDropoutPairs
 from ..data import data_streams, first_examples, load_bible_corpus, load_data
 from ..streaming import StreamingBatches, build_streaming_batches
 from ..tokenization import (
@@ -249,11 +251,24 @@ def build_train_loader(
 
     The loader is not passed through ``accelerator.prepare``: the sampler already splits each
     global batch across processes. Its ``batch_sampler`` is the :class:`TokenBatchSampler` the
-    loop moves to each epoch (and to the resumed position inside it).
+    loop moves to each epoch (and to the resumed position inside it). With ``bpe_dropout`` the
+    pairs are re-segmented as they are read, keyed by the sampler's epoch.
     """
+    sampler = build_batch_sampler(config, data.train_lengths, accelerator)
+    pairs: Any = data.train
+    if config.bpe_dropout:
+        pairs = BPEDropoutPairs(
+            data.train,
+            collator.tokenizer,
+            config.bpe_dropout,
+            seed=config.seed,
+            epoch=lambda: sampler.epoch,
+            max_source_tokens=config.max_source_tokens,
+            max_target_tokens=config.max_target_tokens,
+        )
     return DataLoader(
-        data.train,
-        batch_sampler=build_batch_sampler(config, data.train_lengths, accelerator),
+        pairs,
+        batch_sampler=sampler,
         collate_fn=collator,
         # A private generator keeps the DataLoader from drawing on the global RNG, which
         # would make a resumed run's dropout masks differ from an uninterrupted run's.

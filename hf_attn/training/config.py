@@ -83,6 +83,8 @@ class TrainingConfig:
     separate_vocabularies: bool = False
     target_vocab_size: int | None = None
     tokenizer_sample_size: int | None = DEFAULT_TOKENIZER_SAMPLE_SIZE
+    # BPE-dropout while training (the project's BPE; 0: off): each merge skipped with this probability, seeded.
+    bpe_dropout: float = 0.0
     max_source_tokens: int = 128
     max_target_tokens: int = 128
     max_tokens: int = 2048
@@ -132,6 +134,12 @@ class TrainingConfig:
                 "`data.streaming: true` needs a step budget: set `max_steps`. A stream has no length and each process "
                 "starts its next pass over its part when that part ends, at different steps, so `num_epochs` cannot "
                 "end a streaming run."
+            )
+        require_probability("bpe_dropout", self.bpe_dropout)
+        if self.bpe_dropout and data_streams(self.data):
+            raise ValueError(
+                "`bpe_dropout` works on the tokenized cache of the map-style path; `data.streaming: true` tokenizes "
+                "as it reads and does not support it yet. Set bpe_dropout to 0 or stream without it."
             )
         if self.num_proc is not None:
             require_positive_int("num_proc", self.num_proc)
