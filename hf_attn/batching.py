@@ -34,6 +34,21 @@ def plan_token_batches(
     target tokens). Batches with fewer than ``min_batch_size`` rows are dropped (with a
     warning giving the count), so each of that many processes always gets at least one sentence.
     """
+    return [
+        batch.tolist()
+        for batch in plan_token_batch_arrays(lengths, max_tokens, seed, epoch, pool_factor, min_batch_size)
+    ]
+
+
+def plan_token_batch_arrays(
+    lengths: Sequence[int] | np.ndarray,
+    max_tokens: int,
+    seed: int,
+    epoch: int,
+    pool_factor: int = 50,
+    min_batch_size: int = 1,
+) -> list[np.ndarray]:
+    """:func:`plan_token_batches` as int64 arrays: 8 bytes an index, against about 36 as Python ints in lists."""
     if max_tokens < 1:
         raise ValueError(f"`max_tokens` must be a positive integer, got {max_tokens!r}.")
     lengths = np.asarray(lengths, dtype=np.int64)
@@ -52,10 +67,10 @@ def plan_token_batches(
         pool = order[start : start + pool_size]
         pool = pool[np.argsort(lengths[pool], kind="stable")]
         batches.extend(_pack_sorted(pool, lengths[pool], max_tokens))
-    kept = [batches[i].tolist() for i in rng.permutation(len(batches)) if batches[i].size >= min_batch_size]
+    kept = [batches[i] for i in rng.permutation(len(batches)) if batches[i].size >= min_batch_size]
     if len(kept) < len(batches):
         dropped = len(batches) - len(kept)
-        sentences = sum(batch.size for batch in batches) - sum(len(batch) for batch in kept)
+        sentences = sum(batch.size for batch in batches) - sum(batch.size for batch in kept)
         logger.warning(
             "Dropped %d of %d batches (%d sentences) with fewer than min_batch_size=%d rows this epoch; "
             "raise max_tokens or lower the number of processes to keep them.",
@@ -117,17 +132,17 @@ class TokenBatchSampler(Sampler[list[int]]):
             raise ValueError(f"`min_batch_size` ({min_batch_size}) must be at least `world_size` ({world_size}).")
         self.epoch = 0
         self.skip_batches = 0
-        self._plan: tuple[int, list[list[int]]] | None = None
+        self._plan: tuple[int, list[np.ndarray]] | None = None
 
     def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
         """Select the epoch's plan; ``skip_batches`` resumes after that many already-trained batches."""
         self.epoch = epoch
         self.skip_batches = skip_batches
 
-    def global_batches(self) -> list[list[int]]:
-        """This epoch's plan, computed once per epoch (``__len__`` and ``__iter__`` share it)."""
+    def global_batches(self) -> list[np.ndarray]:
+        """This epoch's plan as index arrays, computed once per epoch (``__len__`` and ``__iter__`` share it)."""
         if self._plan is None or self._plan[0] != self.epoch:
-            plan = plan_token_batches(
+            plan = plan_token_batch_arrays(
                 self.lengths, self.max_tokens, self.seed, self.epoch, min_batch_size=self.min_batch_size
             )
             self._plan = (self.epoch, plan)
@@ -135,7 +150,7 @@ class TokenBatchSampler(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         for batch in self.global_batches()[self.skip_batches :]:
-            yield batch[self.rank :: self.world_size]
+            yield batch[self.rank :: self.world_size].tolist()
 
     def __len__(self) -> int:
         return max(0, len(self.global_batches()) - self.skip_batches)

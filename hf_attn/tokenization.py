@@ -102,9 +102,10 @@ def tokenizer_training_sample(
     """At most ``size`` rows of ``split``, drawn with ``seed`` in corpus order (all of it when smaller, or size None).
 
     BPE then costs the same time and memory however large the corpus grows. The rows come in
-    blocks of ``TOKENIZER_SAMPLE_BLOCK`` consecutive rows spread over the whole split: the Arrow
-    file is memory-mapped and every page read stays in the process's RSS, and single rows drawn at
-    random touch nearly every page (a 300k sample of 3M pairs put the whole 1.75 GB file in RSS). A stream
+    blocks of ``TOKENIZER_SAMPLE_BLOCK`` rows stored consecutively, spread over the whole split: the
+    Arrow file is memory-mapped and every page read stays in the process's RSS, and single rows
+    drawn at random touch nearly every page (a 300k sample of 3M pairs put the whole 1.75 GB file
+    in RSS). A stream
     (``data.streaming``) cannot be sampled without reading it all, so its first ``size``
     pairs are read into memory instead (all of it with size None: give a bound).
     """
@@ -119,7 +120,21 @@ def tokenizer_training_sample(
     if size is None or len(split) <= size:
         return split
     logger.info("Training the tokenizer on %d of the %d training pairs (tokenizer_sample_size).", size, len(split))
-    return split.select(_rows_in_blocks(len(split), size, seed, TOKENIZER_SAMPLE_BLOCK))
+    blocks = _rows_in_blocks(len(split), size, seed, TOKENIZER_SAMPLE_BLOCK)
+    return split.select(_positions_in_storage_order(split)[blocks])
+
+
+def _positions_in_storage_order(split: datasets.Dataset) -> np.ndarray:
+    """``split``'s row positions ordered by where each row is stored in its Arrow file.
+
+    A split carved from ``train`` (``validation_size``) or selected is an indices mapping that
+    scatters consecutive positions over the whole file, so blocks are cut in storage order to be
+    contiguous on disk.
+    """
+    mapping = getattr(split, "_indices", None)  # datasets' indices mapping: position -> stored row
+    if mapping is None:
+        return np.arange(len(split))
+    return np.argsort(mapping.column(0).to_numpy(), kind="stable")
 
 
 def _rows_in_blocks(total: int, size: int, seed: int, block: int) -> np.ndarray:

@@ -21,6 +21,7 @@ from hf_attn.tokenization import (
     BOS_ID,
     EOS_ID,
     PAD_ID,
+    TOKENIZER_SAMPLE_BLOCK,
     UNK_ID,
     _rows_in_blocks,
     check_tokenizer_matches_config,
@@ -224,6 +225,19 @@ def test_the_bpe_trains_on_a_seeded_sample_bounded_in_size():
     )
     with pytest.raises(ValueError, match="tokenizer_sample_size"):
         TrainingConfig(tokenizer_sample_size=0)
+
+
+def test_the_sample_of_a_carved_split_is_blocks_of_rows_stored_together():
+    """A carved train split maps its positions to shuffled stored rows; the sample reads stored runs."""
+    stored = datasets.Dataset.from_dict({"source": [f"s{i}" for i in range(20_000)], "target": ["t"] * 20_000})
+    carved = stored.train_test_split(test_size=0.1, seed=0)["train"]
+    sample = tokenizer_training_sample(carved, 2_000, seed=1)
+    rows = np.array([int(text[1:]) for text in sample["source"]])  # each text names its stored row
+    assert len(rows) == 2_000 and set(rows) <= {int(text[1:]) for text in carved["source"]}
+    assert np.all(np.diff(rows) > 0), "read in storage order"
+    runs = 1 + int(np.count_nonzero(np.diff(rows) > 3))  # a gap over 3 rows starts a new run (10 % held out)
+    assert runs <= 2 * (-(-2_000 // TOKENIZER_SAMPLE_BLOCK) + 1)
+    assert rows[-1] - rows[0] > 10_000, "spread over the file"
 
 
 @pytest.mark.parametrize(
