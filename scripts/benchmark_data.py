@@ -71,6 +71,9 @@ def main() -> None:
             continue
         for attempt in ("cold", "cache reused"):
             print(f"## {pairs} pairs, {attempt}", flush=True)
+            if attempt == "cold":  # a --work-dir used before holds this setting's cache and tokenizer
+                shutil.rmtree(cache, ignore_errors=True)
+                shutil.rmtree(work / f"run_{label}", ignore_errors=True)
             # Run by path from the work folder, so `hf_attn` comes from --plugin, not from this clone.
             command = [sys.executable, str(driver), str(corpus), str(work / f"run_{label}")]
             command += ["--vocab-size", str(args.vocab_size)]
