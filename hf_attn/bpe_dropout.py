@@ -16,14 +16,13 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import datasets
 import torch
 from tokenizers import Tokenizer, decoders
 from transformers import PreTrainedTokenizerBase
 
-from .tokenization import _WORD_START, BYTE_TOKENS, EOS_ID, has_separate_vocabularies
+from .tokenization import BYTE_TOKENS, EOS_ID, WORD_START, has_separate_vocabularies
 
 _BYTE_DECODER = decoders.ByteFallback()
 # How many pairs the constructor re-segments with p = 0 to prove it reproduces the tokenizer.
@@ -64,7 +63,7 @@ class WordMerger:
         space when the text began with one); the pre-tokenizer then marks them as it did at first.
         """
         pieces = [self.backend.id_to_token(token) for token in ids]
-        text = _BYTE_DECODER.decode(pieces).replace(_WORD_START, " ")
+        text = _BYTE_DECODER.decode(pieces).replace(WORD_START, " ")
         return [word for word, _ in self.backend.pre_tokenizer.pre_tokenize_str(text)]
 
     def merge(self, word: str, probability: float, rng: random.Random) -> list[int]:
@@ -148,7 +147,7 @@ class BPEDropoutPairs(torch.utils.data.Dataset):
             for index, source, target in zip(indices, rows["input_ids"], rows["labels"])
         ]
 
-    def _resegment_pair(self, index: int, source: list[int], target: list[int], epoch: int) -> dict[str, Any]:
+    def _resegment_pair(self, index: int, source: list[int], target: list[int], epoch: int) -> dict[str, list[int]]:
         rng = random.Random(f"bpe-dropout:{self.seed}:{epoch}:{index}")  # str seeds hash the same in every process
         pair = {"input_ids": source, "labels": target}
         for column, merger in (("input_ids", self.source), ("labels", self.target)):

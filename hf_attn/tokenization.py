@@ -48,7 +48,7 @@ PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(len(SPECIAL_TOKENS))
 BYTE_TOKENS = tuple(f"<0x{byte:02X}>" for byte in range(256))
 DEFAULT_VOCAB_SIZE = 8000
 DEFAULT_MODEL_MAX_LENGTH = 512
-_WORD_START = "▁"
+WORD_START = "▁"
 _BATCH = 1000
 
 
@@ -99,7 +99,7 @@ TOKENIZER_SAMPLE_BLOCK = 256  # rows; a few dozen 4 KB pages of typical sentence
 def tokenizer_training_sample(
     split: datasets.Dataset | datasets.IterableDataset, size: int | None, seed: int
 ) -> datasets.Dataset:
-    """At most ``size`` rows of ``split``, drawn with ``seed`` in corpus order (all of it when smaller, or size None).
+    """At most ``size`` rows of ``split``, drawn with ``seed`` in storage order (all of it when smaller, or size None).
 
     BPE then costs the same time and memory however large the corpus grows. The rows come in
     blocks of ``TOKENIZER_SAMPLE_BLOCK`` rows stored consecutively, spread over the whole split: the
@@ -181,12 +181,12 @@ def _new_backend() -> Tokenizer:
     backend.normalizer = normalizers.NFKC()
     backend.pre_tokenizer = pre_tokenizers.Sequence(
         [
-            pre_tokenizers.Metaspace(replacement=_WORD_START, prepend_scheme="always", split=True),
+            pre_tokenizers.Metaspace(replacement=WORD_START, prepend_scheme="always", split=True),
             pre_tokenizers.Punctuation(behavior="isolated"),
         ]
     )
     backend.decoder = decoders.Sequence(
-        [decoders.ByteFallback(), decoders.Metaspace(replacement=_WORD_START, prepend_scheme="always", split=True)]
+        [decoders.ByteFallback(), decoders.Metaspace(replacement=WORD_START, prepend_scheme="always", split=True)]
     )
     backend.post_processor = processors.TemplateProcessing(
         single=f"$A {EOS_TOKEN}", pair=f"$A $B {EOS_TOKEN}", special_tokens=[(EOS_TOKEN, EOS_ID)]

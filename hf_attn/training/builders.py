@@ -14,7 +14,6 @@ import logging
 import resource
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import datasets
 import numpy as np
@@ -255,7 +254,7 @@ def build_train_loader(
     pairs are re-segmented as they are read, keyed by the sampler's epoch.
     """
     sampler = build_batch_sampler(config, data.train_lengths, accelerator)
-    pairs: Any = data.train
+    pairs: datasets.Dataset | BPEDropoutPairs = data.train
     if config.bpe_dropout:
         pairs = BPEDropoutPairs(
             data.train,
