@@ -38,6 +38,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedToken
 from transformers.tokenization_utils_base import TOKENIZER_CONFIG_FILE
 
 from .atomic import check_json_files, read_json_file
+from .data import ROWS_PER_RECORD_BATCH
 from .models.tokenization_seq2seq_bpe import SOURCE_TOKENIZER_FILE, TARGET_TOKENIZER_FILE, Seq2SeqBPETokenizer
 
 logger = logging.getLogger(__name__)
@@ -93,7 +94,10 @@ def train_bpe_tokenizer_pair(
     return wrap_tokenizer_pair(source, target, model_max_length)
 
 
-TOKENIZER_SAMPLE_BLOCK = 256  # rows; a few dozen 4 KB pages of typical sentence pairs
+# Rows per block of the BPE sample: a whole record batch of the files this package writes. A memory-mapped page
+# read stays in RSS, and since Linux 6.16 ext4 caches a freshly written file in folios of up to 2 MB, each mapped
+# whole on a fault: 256-row blocks (1,172 for 300k of 3M pairs) mapped 1.1 GB to read 165 MB of text.
+TOKENIZER_SAMPLE_BLOCK = ROWS_PER_RECORD_BATCH
 
 
 def tokenizer_training_sample(
@@ -102,10 +106,11 @@ def tokenizer_training_sample(
     """At most ``size`` rows of ``split``, drawn with ``seed`` in storage order (all of it when smaller, or size None).
 
     BPE then costs the same time and memory however large the corpus grows. The rows come in
-    blocks of ``TOKENIZER_SAMPLE_BLOCK`` rows stored consecutively, spread over the whole split: the
-    Arrow file is memory-mapped and every page read stays in the process's RSS, and single rows
-    drawn at random touch nearly every page (a 300k sample of 3M pairs put the whole 1.75 GB file
-    in RSS). A stream
+    blocks of ``TOKENIZER_SAMPLE_BLOCK`` (10,000) rows stored consecutively, spread over the whole
+    split: the Arrow file is memory-mapped and every page read stays in the process's RSS, and
+    single rows drawn at random touch nearly every page (a 300k sample of 3M pairs put the whole
+    1.75 GB file in RSS). The default 300k sample is 30 such blocks: a corpus concatenated from many
+    small parts may leave some out, so shuffle such a file or raise ``tokenizer_sample_size``. A stream
     (``data.streaming``) cannot be sampled without reading it all, so its first ``size``
     pairs are read into memory instead (all of it with size None: give a bound).
     """

@@ -91,6 +91,28 @@ def test_tokenized_split_is_cached_with_small_ids_and_a_length_column(tmp_path):
     assert len(tokenize_split(corpus["train"], tokenizer, 3, 128)) < len(first), "long pairs are dropped"
 
 
+@pytest.mark.parametrize("num_proc", [None, 2])
+def test_pairs_and_tokenized_pairs_are_stored_in_large_record_batches(tmp_path, num_proc):
+    """Opening a memory-mapped file maps ~64 KB per record batch: the files hf_attn writes hold few, large ones."""
+    from hf_attn.data import ROWS_PER_RECORD_BATCH, load_parallel_data
+    from hf_attn.tokenization import encode_pairs_within_limits, train_bpe_tokenizer
+    from hf_attn.training.builders import tokenize_split
+
+    pairs = 2 * ROWS_PER_RECORD_BATCH + 500
+    (tmp_path / "pairs.tsv").write_text("".join(f"word {i} here\tpalabra {i} aqui\n" for i in range(pairs)))
+    corpus = load_parallel_data(tmp_path / "pairs.tsv", validation_size=100, test_size=0)
+    tokenizer = train_bpe_tokenizer(corpus["train"].select(range(2000)), vocab_size=300)
+    tokenized = tokenize_split(corpus["train"], tokenizer, 7, 128, num_proc=num_proc)
+    assert len(corpus["train"].data.to_batches()) == 3, "the pairs file: 10,000 rows a record batch"
+    assert len(tokenized.data.to_batches()) <= 3 + (num_proc or 1), "at most one part-filled batch per process"
+    expected = encode_pairs_within_limits(tokenizer, corpus["train"]["source"], corpus["train"]["target"], 7, 128)
+    assert 0 < len(tokenized) < len(corpus["train"]), "long pairs are dropped"
+    assert {name: list(tokenized[name]) for name in expected} == expected
+    again = load_parallel_data(tmp_path / "pairs.tsv", validation_size=100, test_size=0)
+    reused = tokenize_split(again["train"], tokenizer, 7, 128, num_proc=num_proc)
+    assert reused.cache_files == tokenized.cache_files, "the carved split's fingerprint is stable: the cache is reused"
+
+
 def test_a_per_process_token_budget_scales_with_the_processes():
     from hf_attn.training.config import TrainingConfig
 

@@ -206,6 +206,11 @@ def test_split_mapping_and_carved_splits(tmp_path):
     assert everything == sorted((f"s{i}", f"t{i}") for i in range(40))
     again = load_parallel_data(train, validation_size=4, test_size=0.1, seed=3)
     assert list(again["test"]["id"]) == list(carved["test"]["id"])
+    # The same rows as datasets' train_test_split gives (hf_attn carves without its Python list of row numbers).
+    first = load_parallel_data(train, **NO_SPLITS)["train"].train_test_split(test_size=4, seed=3)
+    second = first["train"].train_test_split(test_size=0.1, seed=3)
+    expected = {"train": second["train"], "validation": first["test"], "test": second["test"]}
+    assert {split: list(carved[split]["id"]) for split in carved} == {k: list(v["id"]) for k, v in expected.items()}
     assert all(len(s.split()) <= 1 for s in load_parallel_data(train, max_words=1, **NO_SPLITS)["train"]["source"])
 
 

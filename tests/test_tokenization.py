@@ -15,6 +15,7 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from hf_attn import tokenization
 from hf_attn.data import load_bible_corpus
 from hf_attn.models.configuration_transformer_seq2seq import TransformerSeq2SeqConfig
 from hf_attn.tokenization import (
@@ -209,8 +210,9 @@ def test_config_without_the_fields_is_rejected(tokenizer):
         check_tokenizer_matches_config(tokenizer, config)
 
 
-def test_the_bpe_trains_on_a_seeded_sample_bounded_in_size():
+def test_the_bpe_trains_on_a_seeded_sample_bounded_in_size(monkeypatch):
     """tokenizer_sample_size bounds what BPE reads: the same seed draws the same rows, in corpus order."""
+    monkeypatch.setattr(tokenization, "TOKENIZER_SAMPLE_BLOCK", 100)  # blocks smaller than this 3,000-row split
     train_split = load_bible_corpus()["train"].select(range(3000))
     sample = tokenizer_training_sample(train_split, 500, seed=7)
     assert len(sample) == 500 and sample["source"] == tokenizer_training_sample(train_split, 500, seed=7)["source"]
@@ -229,15 +231,16 @@ def test_the_bpe_trains_on_a_seeded_sample_bounded_in_size():
 
 def test_the_sample_of_a_carved_split_is_blocks_of_rows_stored_together():
     """A carved train split maps its positions to shuffled stored rows; the sample reads stored runs."""
-    stored = datasets.Dataset.from_dict({"source": [f"s{i}" for i in range(20_000)], "target": ["t"] * 20_000})
+    total, size = 20 * TOKENIZER_SAMPLE_BLOCK, 3 * TOKENIZER_SAMPLE_BLOCK
+    stored = datasets.Dataset.from_dict({"source": [f"s{i}" for i in range(total)], "target": ["t"] * total})
     carved = stored.train_test_split(test_size=0.1, seed=0)["train"]
-    sample = tokenizer_training_sample(carved, 2_000, seed=1)
+    sample = tokenizer_training_sample(carved, size, seed=1)
     rows = np.array([int(text[1:]) for text in sample["source"]])  # each text names its stored row
-    assert len(rows) == 2_000 and set(rows) <= {int(text[1:]) for text in carved["source"]}
+    assert len(rows) == size and set(rows) <= {int(text[1:]) for text in carved["source"]}
     assert np.all(np.diff(rows) > 0), "read in storage order"
-    runs = 1 + int(np.count_nonzero(np.diff(rows) > 3))  # a gap over 3 rows starts a new run (10 % held out)
-    assert runs <= 2 * (-(-2_000 // TOKENIZER_SAMPLE_BLOCK) + 1)
-    assert rows[-1] - rows[0] > 10_000, "spread over the file"
+    runs = 1 + int(np.count_nonzero(np.diff(rows) > 20))  # a gap over 20 rows starts a new run (10 % held out)
+    assert runs <= 2 * (-(-size // TOKENIZER_SAMPLE_BLOCK) + 1)
+    assert rows[-1] - rows[0] > 2 * size, "spread over the file, not one stretch"
 
 
 @pytest.mark.parametrize(

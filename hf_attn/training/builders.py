@@ -10,6 +10,7 @@ of the config and what earlier builders made, so a test or a script can build on
 
 from __future__ import annotations
 
+import itertools
 import logging
 import resource
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import pyarrow as pa
 import torch
 from accelerate import Accelerator
 from torch.optim.lr_scheduler import LambdaLR
@@ -33,7 +35,7 @@ from transformers import (
 from ..atomic import atomic_directory
 from ..batching import TokenBatchSampler
 from ..bpe_dropout import BPEDropoutPairs
-from ..data import data_streams, first_examples, load_bible_corpus, load_data
+from ..data import ROWS_PER_RECORD_BATCH, data_streams, first_examples, load_bible_corpus, load_data
 from ..streaming import StreamingBatches, build_streaming_batches
 from ..tokenization import (
     check_tokenizer_matches_config,
@@ -147,20 +149,60 @@ def tokenize_split(
         }
     )
 
-    def encode(batch: dict[str, list[str]]) -> dict[str, list]:
-        return encode_pairs_within_limits(
-            tokenizer, batch["source"], batch["target"], max_source_tokens, max_target_tokens
-        )
+    def encode(batch: dict[str, list[str]]) -> pa.Table:
+        limits = (max_source_tokens, max_target_tokens)
+        return _encode_as_table(tokenizer, batch["source"], batch["target"], limits, features.arrow_schema)
 
     return split.map(
         encode,
         batched=True,
+        # One record batch per map batch: see ROWS_PER_RECORD_BATCH.
+        batch_size=ROWS_PER_RECORD_BATCH,
+        writer_batch_size=ROWS_PER_RECORD_BATCH,
         remove_columns=split.column_names,
         features=features,
         # Starting worker processes costs more than a few thousand pairs take to tokenize.
         num_proc=num_proc if num_proc and num_proc > 1 and len(split) >= 1000 * num_proc else None,
         desc="Tokenizing",
     )
+
+
+# Pairs per tokenizer call: its Encoding objects (tokens, offsets, masks) take ~27 KB a pair while they live.
+PAIRS_PER_TOKENIZER_CALL = 1_000
+
+
+def _encode_as_table(
+    tokenizer: PreTrainedTokenizerFast,
+    sources: list[str],
+    targets: list[str],
+    limits: tuple[int, int],
+    schema: pa.Schema,
+) -> pa.Table:
+    """:func:`encode_pairs_within_limits` of a record batch's pairs, as an Arrow table of ``schema``.
+
+    The tokenizer sees :data:`PAIRS_PER_TOKENIZER_CALL` pairs at a time, and each call's ids go straight
+    into flat numpy arrays, so a 10,000-pair batch holds a few MB of ids instead of Python lists of ints.
+    """
+    id_type = schema.field("input_ids").type.value_type.to_pandas_dtype()
+    parts: dict[str, list[pa.Array]] = {name: [] for name in schema.names}
+    for start in range(0, len(sources), PAIRS_PER_TOKENIZER_CALL):
+        end = start + PAIRS_PER_TOKENIZER_CALL
+        kept = encode_pairs_within_limits(tokenizer, sources[start:end], targets[start:end], *limits)
+        for name in ("input_ids", "labels"):
+            parts[name].append(_list_array(kept[name], id_type))
+        parts["length"].append(pa.array(np.asarray(kept["length"], dtype=np.int32)))
+    columns = [
+        pa.concat_arrays(parts[name]) if parts[name] else pa.array([], schema.field(name).type) for name in schema.names
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _list_array(rows: list[list[int]], dtype: type) -> pa.ListArray:
+    """Lists of ids as one Arrow list array: flat values of ``dtype`` and int32 offsets."""
+    offsets = np.zeros(len(rows) + 1, dtype=np.int32)
+    np.cumsum(np.fromiter(map(len, rows), dtype=np.int32, count=len(rows)), out=offsets[1:])
+    values = np.fromiter(itertools.chain.from_iterable(rows), dtype=dtype, count=int(offsets[-1]))
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
 
 
 def smallest_id_dtype(vocab_size: int) -> str:
