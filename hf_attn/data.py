@@ -628,8 +628,8 @@ def _hold_out(
     order = np.random.default_rng(seed).permutation(total)  # train_test_split's permutation
     if train._indices is not None:  # rows of an earlier selection: map them back to rows of the table
         order = train._indices.column(0).to_numpy()[order]
-    parts = {"rest": order[count:], split: order[:count]}
-    return tuple(_with_rows(train, rows, [train._fingerprint, part, size, seed]) for part, rows in parts.items())
+    key = [train._fingerprint, split, size, seed]
+    return _with_rows(train, order[count:], [*key, "train"]), _with_rows(train, order[:count], [*key, split])
 
 
 def _with_rows(dataset: datasets.Dataset, rows: np.ndarray, key: list[object]) -> datasets.Dataset:
