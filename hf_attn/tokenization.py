@@ -33,6 +33,8 @@ from typing import Any
 
 import datasets
 import numpy as np
+import pyarrow as pa
+from datasets.fingerprint import generate_random_fingerprint
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 from transformers.tokenization_utils_base import TOKENIZER_CONFIG_FILE
@@ -98,6 +100,7 @@ def train_bpe_tokenizer_pair(
 # read stays in RSS, and since Linux 6.16 ext4 caches a freshly written file in folios of up to 2 MB, each mapped
 # whole on a fault: 256-row blocks (1,172 for 300k of 3M pairs) mapped 1.1 GB to read 165 MB of text.
 TOKENIZER_SAMPLE_BLOCK = ROWS_PER_RECORD_BATCH
+_SAMPLE_SCHEMA = pa.schema([("source", pa.string()), ("target", pa.string())])  # a stream's BPE sample
 
 
 def tokenizer_training_sample(
@@ -115,13 +118,12 @@ def tokenizer_training_sample(
     pairs are read into memory instead (all of it with size None: give a bound).
     """
     if isinstance(split, datasets.IterableDataset):
-        head = split if size is None else split.take(size)
-        texts: dict[str, list[str]] = {"source": [], "target": []}
-        for pair in head.select_columns(list(texts)):
-            texts["source"].append(pair["source"])
-            texts["target"].append(pair["target"])
-        logger.info("Training the tokenizer on the first %d pairs of the stream.", len(texts["source"]))
-        return datasets.Dataset.from_dict(texts)
+        head = (split if size is None else split.take(size)).select_columns(list(_SAMPLE_SCHEMA.names))
+        parts = [pa.table(batch, schema=_SAMPLE_SCHEMA) for batch in head.iter(batch_size=ROWS_PER_RECORD_BATCH)]
+        table = pa.concat_tables(parts) if parts else _SAMPLE_SCHEMA.empty_table()
+        logger.info("Training the tokenizer on the first %d pairs of the stream.", len(table))
+        # Given a fingerprint, datasets does not hash the table by pickling it whole (1.25 GB at 300k pairs).
+        return datasets.Dataset(datasets.table.InMemoryTable(table), fingerprint=generate_random_fingerprint())
     if size is None or len(split) <= size:
         return split
     logger.info("Training the tokenizer on %d of the %d training pairs (tokenizer_sample_size).", size, len(split))

@@ -16,7 +16,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from hf_attn import tokenization
-from hf_attn.data import load_bible_corpus
+from hf_attn.data import ROWS_PER_RECORD_BATCH, load_bible_corpus
 from hf_attn.models.configuration_transformer_seq2seq import TransformerSeq2SeqConfig
 from hf_attn.tokenization import (
     BOS_ID,
@@ -227,6 +227,17 @@ def test_the_bpe_trains_on_a_seeded_sample_bounded_in_size(monkeypatch):
     )
     with pytest.raises(ValueError, match="tokenizer_sample_size"):
         TrainingConfig(tokenizer_sample_size=0)
+
+
+def test_the_sample_of_a_stream_is_its_first_pairs_in_order():
+    """A stream cannot be sampled without reading it all: its first pairs, read batch by batch into one table."""
+    count = ROWS_PER_RECORD_BATCH + 7
+    rows = [{"id": str(i), "source": f"s{i}", "target": f"t{i}"} for i in range(count)]
+    stream = datasets.Dataset.from_list(rows).to_iterable_dataset()
+    sample = tokenizer_training_sample(stream, count - 4, seed=0)
+    assert sample.column_names == ["source", "target"]
+    assert list(sample["source"]) == [f"s{i}" for i in range(count - 4)]
+    assert list(tokenizer_training_sample(stream, None, seed=0)["target"]) == [f"t{i}" for i in range(count)]
 
 
 def test_the_sample_of_a_carved_split_is_blocks_of_rows_stored_together():
